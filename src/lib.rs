@@ -1,0 +1,2 @@
+//! zkpow: a decentralized ZK prover network.
+pub mod circuit;
