@@ -1,4 +1,105 @@
-//! The transfer-rollup batch circuit, its gadgets and the native executor.
+//! The transfer-rollup batch circuit, its gadgets, the account tree, the
+//! canonical batch encoding and the native executor that produces witnesses.
+//!
+//! A circuit *shape* is (K transfers per batch, tree depth D); each shape has
+//! its own Groth16 keys.
+
+pub mod batch;
+pub mod circuit;
+pub mod executor;
 pub mod gadgets;
 pub mod poseidon;
+pub mod public;
+pub mod sample;
+pub mod tree;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+pub use batch::{Transfer, TRANSFER_BYTES};
 pub use bls12_381::Scalar as Fr;
+pub use circuit::BatchCircuit;
+pub use executor::{apply_batch, BatchWitness, TransferOutcome, TransferWitness};
+pub use public::PublicInputs;
+pub use tree::{Account, StateTree};
+
+/// Bumped whenever the constraint system changes, so keys made for an older
+/// circuit are refused instead of producing proofs that never verify.
+pub const CIRCUIT_VERSION: u32 = 1;
+
+/// Deepest tree a transfer's 32-bit account index can address.
+pub const MAX_DEPTH: usize = 32;
+
+/// A circuit shape: K transfers per batch and a tree of depth D (2^D accounts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Shape {
+    pub k: usize,
+    pub d: usize,
+}
+
+impl Shape {
+    /// The smallest shape; the test suite proves with it.
+    pub const TEST: Shape = Shape { k: 2, d: 4 };
+
+    pub fn new(k: usize, d: usize) -> Result<Self, ShapeError> {
+        if k == 0 || k > 1024 {
+            return Err(ShapeError::Transfers(k));
+        }
+        if d == 0 || d > MAX_DEPTH {
+            return Err(ShapeError::Depth(d));
+        }
+        Ok(Shape { k, d })
+    }
+
+    /// Length of a batch's canonical encoding in bytes.
+    pub fn batch_bytes(&self) -> usize {
+        self.k * TRANSFER_BYTES
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ShapeError {
+    #[error("shape must be written K,D (transfers per batch, tree depth), got {0:?}")]
+    Syntax(String),
+    #[error("transfers per batch K must be in 1..=1024, got {0}")]
+    Transfers(usize),
+    #[error("tree depth D must be in 1..={MAX_DEPTH}, got {0}")]
+    Depth(usize),
+}
+
+impl FromStr for Shape {
+    type Err = ShapeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let syntax = || ShapeError::Syntax(s.to_string());
+        let (k, d) = s.split_once(',').ok_or_else(syntax)?;
+        let k = k.trim().parse().map_err(|_| syntax())?;
+        let d = d.trim().parse().map_err(|_| syntax())?;
+        Shape::new(k, d)
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{},{}", self.k, self.d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_parses_and_rejects() {
+        assert_eq!("4,8".parse::<Shape>(), Ok(Shape { k: 4, d: 8 }));
+        assert_eq!(" 16 , 20 ".parse::<Shape>(), Ok(Shape { k: 16, d: 20 }));
+        assert_eq!("4".parse::<Shape>(), Err(ShapeError::Syntax("4".into())));
+        assert_eq!("0,8".parse::<Shape>(), Err(ShapeError::Transfers(0)));
+        assert_eq!("4,33".parse::<Shape>(), Err(ShapeError::Depth(33)));
+        assert_eq!(
+            Shape { k: 4, d: 8 }.to_string().parse::<Shape>(),
+            Ok(Shape { k: 4, d: 8 })
+        );
+    }
+}
