@@ -1,2 +1,5 @@
-//! zkpow: a decentralized ZK prover network.
+//! zkpow: a decentralized ZK prover network. Miners turn the sequences
+//! rollups post on their base chains into Groth16 proofs and submit them
+//! with a two-step commit–reveal.
 pub mod circuit;
+pub mod prover;

@@ -357,7 +357,7 @@ mod tests {
     use bellman::gadgets::test::TestConstraintSystem;
     use ff::Field;
     use rand::SeedableRng;
-    use rand_chacha::ChaCha20Rng;
+    use rand::rngs::ChaCha20Rng;
 
     const SHAPE: Shape = Shape { k: 3, d: 4 };
 

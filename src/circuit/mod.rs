@@ -8,6 +8,7 @@ pub mod batch;
 pub mod circuit;
 pub mod executor;
 pub mod gadgets;
+pub mod keys;
 pub mod poseidon;
 pub mod public;
 pub mod sample;

@@ -320,16 +320,8 @@ mod tests {
     use super::*;
     use bellman::gadgets::test::TestConstraintSystem;
     use bellman::{Index, LinearCombination, Variable};
-    use rand::{RngCore, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
-
-    /// Uniform field element; drawn from bytes because `Field::random` wants a
-    /// newer `rand_core` than the seeded generators here implement.
-    fn random_fr(rng: &mut ChaCha8Rng) -> Fr {
-        let mut wide = [0u8; 64];
-        rng.fill_bytes(&mut wide);
-        Fr::from_bytes_wide(&wide)
-    }
+    use rand::rngs::ChaCha8Rng;
+    use rand::SeedableRng;
 
     /// Big-endian hex, as the reference prints field elements.
     fn fr(hex_be: &str) -> Fr {
@@ -431,7 +423,7 @@ mod tests {
     fn gadget_matches_native() {
         let mut rng = ChaCha8Rng::seed_from_u64(0x5eed);
         for _ in 0..4 {
-            let input: [Fr; WIDTH] = std::array::from_fn(|_| random_fr(&mut rng));
+            let input: [Fr; WIDTH] = std::array::from_fn(|_| Fr::random(&mut rng));
             let mut expected = input;
             permute(&mut expected);
 
@@ -453,7 +445,7 @@ mod tests {
     #[test]
     fn hash2_gadget_matches_native() {
         let mut rng = ChaCha8Rng::seed_from_u64(2);
-        let (a, b) = (random_fr(&mut rng), random_fr(&mut rng));
+        let (a, b) = (Fr::random(&mut rng), Fr::random(&mut rng));
         let mut cs = TestConstraintSystem::<Fr>::new();
         let [ea, eb, _] = alloc_inputs(&mut cs, [a, b, Fr::ZERO]);
         let out = hash2_gadget(cs.namespace(|| "hash"), &ea, &eb).unwrap();

@@ -2,7 +2,7 @@
 //! They deliberately mix valid transfers with every kind of invalid one, as
 //! a real sequencer's input may.
 
-use rand::Rng;
+use rand::{Rng, RngExt};
 
 use super::tree::StateTree;
 use super::{Shape, Transfer};
@@ -18,14 +18,14 @@ pub fn random_transfers<R: Rng>(
 ) -> Vec<Transfer> {
     let cap = 1u64 << shape.d;
     let accounts = (accounts as u64).clamp(2, cap) as u32;
-    let count = rng.gen_range(1..=shape.k);
+    let count = rng.random_range(1..=shape.k);
     // Track nonces and balances within the batch so later valid transfers
     // stay valid after earlier ones.
     let mut shadow = state.clone();
     let mut out = Vec::with_capacity(count);
     for _ in 0..count {
-        let from = rng.gen_range(0..accounts);
-        let mut to = rng.gen_range(0..accounts);
+        let from = rng.random_range(0..accounts);
+        let mut to = rng.random_range(0..accounts);
         if to == from {
             to = (from + 1) % accounts;
         }
@@ -33,7 +33,7 @@ pub fn random_transfers<R: Rng>(
         let amount = if sender.balance == 0 {
             1
         } else {
-            rng.gen_range(1..=sender.balance.min(1_000))
+            rng.random_range(1..=sender.balance.min(1_000))
         };
         let mut t = Transfer {
             from,
@@ -41,15 +41,15 @@ pub fn random_transfers<R: Rng>(
             amount,
             nonce: sender.nonce as u32,
         };
-        if rng.gen_bool(invalid_ratio.clamp(0.0, 1.0)) {
-            match rng.gen_range(0..6) {
-                0 if shape.d < 32 => t.from = (cap as u32).saturating_add(rng.gen_range(0..3)),
+        if rng.random_bool(invalid_ratio.clamp(0.0, 1.0)) {
+            match rng.random_range(0..6) {
+                0 if shape.d < 32 => t.from = (cap as u32).saturating_add(rng.random_range(0..3)),
                 0 => t.to = t.from,
                 1 => t.to = t.from,
                 2 => t.amount = 0,
-                3 => t.nonce = t.nonce.wrapping_add(rng.gen_range(1..5)),
-                4 => t.amount = sender.balance.saturating_add(1 + rng.gen_range(0..100)),
-                _ => t.amount = u64::MAX - rng.gen_range(0..10),
+                3 => t.nonce = t.nonce.wrapping_add(rng.random_range(1..5)),
+                4 => t.amount = sender.balance.saturating_add(1 + rng.random_range(0..100)),
+                _ => t.amount = u64::MAX - rng.random_range(0..10),
             }
         }
         let receiver = shadow.get(to as u64);
