@@ -3,3 +3,6 @@
 //! with a two-step commit–reveal.
 pub mod circuit;
 pub mod prover;
+pub mod config;
+pub mod telemetry;
+pub mod fixtures;

@@ -1,1 +1,144 @@
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use zkpow::circuit::keys::Keys;
+use zkpow::circuit::Shape;
+use zkpow::config::Config;
+
+/// zkpow: prove rollup sequences with Groth16 and earn rewards on-chain.
+#[derive(Parser)]
+#[command(name = "zkpow", version, about, long_about = None)]
+struct Cli {
+    /// Configuration file (default: ./config.toml when present).
+    #[arg(long, short, global = true, value_name = "FILE", env = "ZKPOW_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a miner's aggregator daemon.
+    Aggregator,
+    /// Run a prover worker that serves an aggregator.
+    Prover,
+    /// Run a whole local network: chains, contracts, sequencers, miners.
+    Devnet,
+    /// Generate Groth16 parameters for circuit shapes (single-party: development only).
+    Setup {
+        /// Circuit shape "K,D": K transfers per batch, tree depth D. Repeatable.
+        #[arg(long, required = true, value_name = "K,D")]
+        shape: Vec<Shape>,
+        /// Directory for the parameter and verifying-key files (default: keys.dir).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Replace existing parameters. Proofs made with the old ones stop verifying.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Deploy the verifier, deposit and rollup contracts to a chain.
+    Deploy,
+    /// Show an aggregator's state.
+    Status,
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Write the real-proof fixture the contract tests read.
+    Fixtures {
+        #[arg(long, default_value = "contracts/test/fixtures/proofs.json")]
+        out: PathBuf,
+        #[arg(long, default_value_t = Shape::TEST)]
+        shape: Shape,
+        /// Number of consecutive batches to prove.
+        #[arg(long, default_value_t = 16)]
+        batches: usize,
+        /// Directory of cached parameters (generated when missing).
+        #[arg(long, value_name = "DIR")]
+        keys: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (defaults < config file < ZKPOW_ environment).
+    Print,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = zkpow::telemetry::init(&config.log) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
+    match run(cli.command, config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Setup { shape, out, force } => setup(&shape, out.unwrap_or(config.keys.dir), force),
+        Command::Config { command: ConfigCommand::Print } => {
+            print!("{}", config.to_toml()?);
+            Ok(())
+        }
+        Command::Fixtures { out, shape, batches, keys } => {
+            let dir = keys.unwrap_or(config.keys.dir);
+            let keys = Keys::load_or_setup(&dir, shape, &mut rand::rng())?;
+            let fixture = zkpow::fixtures::generate(keys, batches, 2026)?;
+            if let Some(parent) = out.parent() {
+                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            }
+            std::fs::write(&out, serde_json::to_string_pretty(&fixture)? + "\n")
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!("wrote {} proofs to {}", batches, out.display());
+            Ok(())
+        }
+        Command::Aggregator | Command::Prover | Command::Devnet | Command::Deploy | Command::Status => {
+            anyhow::bail!("this command is not available in this version of zkpow yet")
+        }
+    }
+}
+
+fn setup(shapes: &[Shape], dir: PathBuf, force: bool) -> anyhow::Result<()> {
+    eprintln!(
+        "WARNING: this is a single-party Groth16 setup. Whoever ran it knows the toxic waste and can\n\
+         forge proofs for these shapes. Use the parameters for development only; for real value,\n\
+         load parameters from a multi-party ceremony in the same file format."
+    );
+    for &shape in shapes {
+        let path = zkpow::circuit::keys::params_path(&dir, shape);
+        if path.exists() && !force {
+            anyhow::bail!("{} exists; pass --force to replace it (proofs made with it will stop verifying)", path.display());
+        }
+        let count = zkpow::circuit::circuit::ConstraintCount::of(shape)?;
+        tracing::info!(%shape, constraints = count.constraints, "generating parameters");
+        let started = std::time::Instant::now();
+        let keys = Keys::setup(shape, &mut rand::rng())?;
+        let (params, vk) = keys.write(&dir)?;
+        println!(
+            "shape {shape}: {} constraints, vk hash 0x{}, {:.1}s\n  {}\n  {}",
+            count.constraints,
+            hex::encode(keys.vk_hash),
+            started.elapsed().as_secs_f64(),
+            params.display(),
+            vk.display()
+        );
+    }
+    Ok(())
+}

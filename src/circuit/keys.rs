@@ -286,10 +286,10 @@ fn check_header(path: &Path, h: &[u8; HEADER_BYTES], want: Shape) -> Result<[u8;
     Ok(hash)
 }
 
-/// Where tests and benchmarks cache parameters: `ZKPOW_PARAMS_DIR`, or
+/// Where tests and benchmarks cache parameters: `ZKPOW_TEST_PARAMS_DIR`, or
 /// `target/zkpow-params` of this crate.
 pub fn test_params_dir() -> PathBuf {
-    std::env::var_os("ZKPOW_PARAMS_DIR")
+    std::env::var_os("ZKPOW_TEST_PARAMS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("zkpow-params"))
 }

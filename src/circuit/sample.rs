@@ -76,3 +76,8 @@ pub fn random_transfers<R: Rng>(
     }
     out
 }
+
+/// `n` funded accounts at indices `0..n` (capped at the tree size).
+pub fn genesis_accounts(shape: Shape, n: u64, balance: u64) -> Vec<(u64, super::Account)> {
+    (0..n.min(1u64 << shape.d)).map(|i| (i, super::Account { balance, nonce: 0 })).collect()
+}

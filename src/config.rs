@@ -1,0 +1,308 @@
+//! The daemon's configuration: one serde tree with defaults, read from
+//! `config.toml` and overridden by `ZKPOW_` environment variables
+//! (`ZKPOW_LOG__LEVEL=debug` sets `log.level`; `__` separates levels).
+//! Unknown keys are errors that name the key. Secrets never live here: the
+//! tree names files or environment variables that hold them.
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::circuit::Shape;
+
+/// Environment variables with this prefix are for the test suite and are
+/// not configuration.
+pub const TEST_ENV_PREFIX: &str = "ZKPOW_TEST_";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub node: NodeConfig,
+    pub log: LogConfig,
+    pub keys: KeysConfig,
+    pub prover: ProverConfig,
+    pub chains: Vec<ChainConfig>,
+    pub rollups: Vec<RollupConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Where the database, the rollup state and the keys live by default.
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter: `info`, `zkpow=debug,info`, ...
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// Directory of Groth16 parameter and verifying-key files.
+    pub dir: PathBuf,
+    /// Shapes to load keys for, as "K,D".
+    pub shapes: Vec<Shape>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProverConfig {
+    /// Proofs computed at once on this machine. Each proof already uses
+    /// every core, so more than one only helps small shapes.
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    pub name: String,
+    pub rpc_url: String,
+    pub chain_id: u64,
+    #[serde(default = "default_confirmations")]
+    pub confirmations: u64,
+    /// File holding the miner's hex private key.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Name of an environment variable holding the miner's hex private key.
+    #[serde(default)]
+    pub key_env: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollupConfig {
+    pub name: String,
+    /// `name` of the chain the rollup contract lives on.
+    pub chain: String,
+    pub address: String,
+    pub shape: Shape,
+    #[serde(default = "default_start_batch")]
+    pub start_batch: u64,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_confirmations() -> u64 {
+    2
+}
+fn default_start_batch() -> u64 {
+    1
+}
+fn default_weight() -> u32 {
+    1
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node: NodeConfig::default(),
+            log: LogConfig::default(),
+            keys: KeysConfig::default(),
+            prover: ProverConfig::default(),
+            chains: Vec::new(),
+            rollups: Vec::new(),
+        }
+    }
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig { data_dir: PathBuf::from("data") }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        KeysConfig { dir: PathBuf::from("data/keys"), shapes: vec![Shape::TEST] }
+    }
+}
+
+impl Default for ProverConfig {
+    fn default() -> Self {
+        ProverConfig { workers: 1 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Parse(String),
+    #[error("config file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("invalid configuration: {key}: {msg}")]
+    Invalid { key: String, msg: String },
+}
+
+impl Config {
+    /// Defaults < `path` (if given, it must exist; if not given, `config.toml`
+    /// in the working directory is read when present) < `ZKPOW_` environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// As [`Config::load`] with an explicit environment, so tests need not
+    /// touch the process's.
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match path {
+            Some(p) if !p.exists() => return Err(ConfigError::Missing(p.to_path_buf())),
+            Some(p) => fig = fig.merge(Toml::file_exact(p)),
+            None if Path::new("config.toml").exists() => fig = fig.merge(Toml::file_exact("config.toml")),
+            None => {}
+        }
+        let vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("ZKPOW_") && !k.starts_with(TEST_ENV_PREFIX) && k != "ZKPOW_CONFIG")
+            .collect();
+        let env_keys: Vec<(String, String)> =
+            vars.iter().map(|(k, _)| (k["ZKPOW_".len()..].to_lowercase().replace("__", "."), k.clone())).collect();
+        for (k, v) in vars {
+            let key = k["ZKPOW_".len()..].to_lowercase().replace("__", ".");
+            // Parsed like figment's own Env provider: numbers, booleans and
+            // arrays where the text is one, strings otherwise.
+            let value: figment::value::Value = v.parse().unwrap_or_else(|e: std::convert::Infallible| match e {});
+            fig = fig.merge(Serialized::global(&key, value));
+        }
+        let cfg: Config = fig.extract().map_err(|e| ConfigError::Parse(format_figment(e, &env_keys)))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: String, msg: &str| Err(ConfigError::Invalid { key, msg: msg.to_string() });
+        if self.prover.workers == 0 {
+            return invalid("prover.workers".into(), "must be at least 1");
+        }
+        if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
+            return invalid("log.level".into(), &e.to_string());
+        }
+        for (i, c) in self.chains.iter().enumerate() {
+            if c.key_file.is_some() && c.key_env.is_some() {
+                return invalid(format!("chains[{i}]"), "set key_file or key_env, not both");
+            }
+            if self.chains.iter().filter(|o| o.name == c.name).count() > 1 {
+                return invalid(format!("chains[{i}].name"), "chain names must be unique");
+            }
+        }
+        for (i, r) in self.rollups.iter().enumerate() {
+            if !self.chains.iter().any(|c| c.name == r.chain) {
+                return invalid(format!("rollups[{i}].chain"), "names no configured chain");
+            }
+            if r.start_batch == 0 {
+                return invalid(format!("rollups[{i}].start_batch"), "batches are numbered from 1");
+            }
+            if r.weight == 0 {
+                return invalid(format!("rollups[{i}].weight"), "must be at least 1");
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, for `zkpow config print`.
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string_pretty(self).map_err(|e| ConfigError::Parse(e.to_string()))
+    }
+}
+
+fn format_figment(e: figment::Error, env_keys: &[(String, String)]) -> String {
+    e.into_iter()
+        .map(|e| {
+            let path = e.path.join(".");
+            let key = if path.is_empty() { String::new() } else { format!("{path}: ") };
+            let from_env = env_keys.iter().find(|(k, _)| path.starts_with(k.as_str()) || k.starts_with(&path));
+            let src = match (from_env, e.metadata.as_ref().and_then(|m| m.source.as_ref())) {
+                (Some((_, var)), _) if !path.is_empty() => format!(" (from environment variable {var})"),
+                (_, Some(figment::Source::File(f))) => format!(" (in {})", f.display()),
+                _ => String::new(),
+            };
+            format!("{key}{}{src}", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_then_file_then_env() {
+        let f = write("[log]\nlevel = \"debug\"\n[prover]\nworkers = 3\n");
+        let cfg = Config::load_with_env(Some(f.path()), env(&[("ZKPOW_PROVER__WORKERS", "5"), ("OTHER", "x")])).unwrap();
+        assert_eq!(cfg.log.level, "debug");
+        assert_eq!(cfg.prover.workers, 5);
+        assert_eq!(cfg.node.data_dir, PathBuf::from("data"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let f = write("[prover]\nworkerz = 3\n");
+        let err = Config::load_with_env(Some(f.path()), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("workerz"), "{err}");
+        let err = Config::load_with_env(None, env(&[("ZKPOW_PROVER__THREADS", "2")])).unwrap_err().to_string();
+        assert!(err.contains("threads"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = Config::load_with_env(None, env(&[("ZKPOW_PROVER__WORKERS", "0")])).unwrap_err().to_string();
+        assert!(err.contains("prover.workers"), "{err}");
+        let f = write("[keys]\nshapes = [\"4\"]\n");
+        let err = Config::load_with_env(Some(f.path()), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("keys.shapes") && err.contains("K,D"), "{err}");
+        let f = write("[[rollups]]\nname = \"r\"\nchain = \"nope\"\naddress = \"0x00\"\nshape = \"2,4\"\n");
+        let err = Config::load_with_env(Some(f.path()), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("rollups[0].chain"), "{err}");
+    }
+
+    #[test]
+    fn test_variables_are_not_config_and_missing_file_is_an_error() {
+        assert!(Config::load_with_env(None, env(&[("ZKPOW_TEST_PARAMS_DIR", "/x")])).is_ok());
+        let err = Config::load_with_env(Some(Path::new("/nonexistent/zkpow.toml")), env(&[])).unwrap_err();
+        assert!(matches!(err, ConfigError::Missing(_)));
+    }
+
+    #[test]
+    fn printed_config_loads_back_identically() {
+        let f = write(
+            "[[chains]]\nname = \"l1\"\nrpc_url = \"http://127.0.0.1:8545\"\nchain_id = 31337\nkey_env = \"MINER_KEY\"\n\
+             [[rollups]]\nname = \"r\"\nchain = \"l1\"\naddress = \"0x0000000000000000000000000000000000000001\"\nshape = \"2,4\"\n",
+        );
+        let cfg = Config::load_with_env(Some(f.path()), env(&[])).unwrap();
+        let printed = write(&cfg.to_toml().unwrap());
+        assert_eq!(Config::load_with_env(Some(printed.path()), env(&[])).unwrap(), cfg);
+    }
+}
