@@ -129,147 +129,145 @@ contract Groth16BatchVerifier is IGroth16BatchVerifier {
         for (uint256 k; k < inputs.length; ++k) {
             if (inputs[k] >= SCALAR_FIELD) return false;
         }
-        return n == 1 ? _verifySingle(inputs, proofs) : _verifyBatch(n, inputs, proofs);
+        return _verify(n, inputs, proofs);
     }
 
-    /// n = 1: e(-A,B) * e(alpha,beta) * e(IC0 + MSM(IC[1..8], x), gamma) * e(C,delta) == 1.
-    function _verifySingle(uint256[] calldata inputs, bytes calldata proof) private view returns (bool ok) {
+    /// One assembly block for both paths; Yul functions keep the stack shallow.
+    ///   n = 1: e(-A,B) * e(alpha,beta) * e(IC0 + MSM(IC[1..8], x), gamma) * e(C,delta) == 1.
+    ///   n > 1: prod_i e(-r_i A_i, B_i) * e(R alpha, beta) * e(MSM(IC, (R, s)), gamma)
+    ///          * e(MSM(C, r), delta) == 1 (see the contract doc).
+    function _verify(uint256 n, uint256[] calldata inputs, bytes calldata proofs) private view returns (bool ok) {
         address store = VK_STORE;
         assembly ("memory-safe") {
-            let vkm := mload(0x40) // verifying key, 1920 bytes
-            let pairs := add(vkm, VK_BYTES) // 4 pairs x 384 bytes
-            let msm := add(pairs, 1536) // 7 x (G1 || scalar)
-            let addIn := add(msm, 1120) // G1ADD input: MSM result || IC0
-            extcodecopy(store, vkm, 1, VK_BYTES)
-
-            ok := 1
-            // Pair 0: (-A, B). y must be a canonical Fp element; -y = p - y (y = 0 stays 0).
-            let a := proof.offset
-            let yHi := calldataload(add(a, 64))
-            let yLo := calldataload(add(a, 96))
-            if iszero(or(lt(yHi, P_HI), and(eq(yHi, P_HI), lt(yLo, P_LO)))) { ok := 0 }
-            if iszero(iszero(or(yHi, yLo))) {
-                let borrow := lt(P_LO, yLo)
-                yLo := sub(P_LO, yLo)
-                yHi := sub(sub(P_HI, yHi), borrow)
-            }
-            calldatacopy(pairs, a, 64)
-            mstore(add(pairs, 64), yHi)
-            mstore(add(pairs, 96), yLo)
-            calldatacopy(add(pairs, 128), add(a, 128), 256)
-            // Pair 1: (alpha, beta) -- contiguous in the key.
-            mcopy(add(pairs, 384), add(vkm, VK_ALPHA), 384)
-            // Pair 2: (IC(x), gamma).
-            for { let j := 0 } lt(j, 7) { j := add(j, 1) } {
-                let e := add(msm, mul(j, 160))
-                mcopy(e, add(vkm, add(VK_IC, mul(add(j, 1), 128))), 128)
-                mstore(add(e, 128), calldataload(add(inputs.offset, mul(j, 32))))
-            }
-            if ok { ok := staticcall(mul(7, G1MUL_GAS), G1MSM, msm, 1120, addIn, 128) }
-            mcopy(add(addIn, 128), add(vkm, VK_IC), 128)
-            if ok { ok := staticcall(G1ADD_GAS, G1ADD, addIn, 256, add(pairs, 768), 128) }
-            mcopy(add(pairs, 896), add(vkm, VK_GAMMA), 256)
-            // Pair 3: (C, delta).
-            calldatacopy(add(pairs, 1152), add(a, 384), 128)
-            mcopy(add(pairs, 1280), add(vkm, VK_DELTA), 256)
-            if ok {
-                ok := staticcall(add(PAIRING_BASE_GAS, mul(4, PAIRING_PER_PAIR_GAS)), PAIRING, pairs, 1536, msm, 32)
-                ok := and(ok, eq(mload(msm), 1))
-            }
-        }
-    }
-
-    /// n > 1: one (n + 3)-pair pairing check of the random linear combination (see the contract doc).
-    function _verifyBatch(uint256 n, uint256[] calldata inputs, bytes calldata proofs)
-        private
-        view
-        returns (bool ok)
-    {
-        address store = VK_STORE;
-        assembly ("memory-safe") {
-            let vkm := mload(0x40) // verifying key, 1920 bytes
-            let pairs := add(vkm, VK_BYTES) // (n + 3) pairs x 384 bytes
-            let cmsm := add(pairs, mul(add(n, 3), 384)) // n x (C_i || r_i)
-            let icmsm := add(cmsm, mul(n, 160)) // 8 x (IC_j || scalar_j)
-            let scratch := add(icmsm, 1280) // 160 bytes: single-point MSM input, keccak input, result
-
-            // h = keccak256(abi.encodePacked(inputs, proofs)), hashed from the (not yet used) pairs area.
-            let inLen := mul(inputs.length, 32)
-            calldatacopy(pairs, inputs.offset, inLen)
-            calldatacopy(add(pairs, inLen), proofs.offset, proofs.length)
-            let h := keccak256(pairs, add(inLen, proofs.length))
-
-            extcodecopy(store, vkm, 1, VK_BYTES)
-            for { let j := 0 } lt(j, NUM_IC) { j := add(j, 1) } {
-                let e := add(icmsm, mul(j, 160))
-                mcopy(e, add(vkm, add(VK_IC, mul(j, 128))), 128)
-                mstore(add(e, 128), 0)
+            /// dst (memory, 128 bytes) := -P for the G1 point P at src (calldata). Returns 0 if P's y
+            /// is not a canonical field element (the precompiles check everything else).
+            function negG1(dst, src) -> valid {
+                let yHi := calldataload(add(src, 64))
+                let yLo := calldataload(add(src, 96))
+                valid := or(lt(yHi, P_HI), and(eq(yHi, P_HI), lt(yLo, P_LO)))
+                if or(yHi, yLo) {
+                    let borrow := lt(P_LO, yLo)
+                    yLo := sub(P_LO, yLo)
+                    yHi := sub(sub(P_HI, yHi), borrow)
+                }
+                calldatacopy(dst, src, 64)
+                mstore(add(dst, 64), yHi)
+                mstore(add(dst, 96), yLo)
             }
 
-            ok := 1
-            for { let i := 0 } lt(i, n) { i := add(i, 1) } {
-                let pr := add(proofs.offset, mul(i, PROOF_BYTES))
-                let pa := add(pairs, mul(i, 384))
-                let r := 1
-                switch i
-                case 0 {
-                    // -A_0 by negating y (r_0 = 1).
-                    let yHi := calldataload(add(pr, 64))
-                    let yLo := calldataload(add(pr, 96))
-                    if iszero(or(lt(yHi, P_HI), and(eq(yHi, P_HI), lt(yLo, P_LO)))) { ok := 0 }
-                    if iszero(iszero(or(yHi, yLo))) {
-                        let borrow := lt(P_LO, yLo)
-                        yLo := sub(P_LO, yLo)
-                        yHi := sub(sub(P_HI, yHi), borrow)
+            /// Pairing check over `count` pairs at `pairs`; result word written to `out`.
+            function pairingCheck(pairs, count, out) -> success {
+                success := staticcall(
+                    add(PAIRING_BASE_GAS, mul(count, PAIRING_PER_PAIR_GAS)), PAIRING, pairs, mul(count, 384), out, 32
+                )
+                success := and(success, eq(mload(out), 1))
+            }
+
+            /// Batch path, part 1 (memory after `pairs`: cmsm = n x (C_i || r_i), icmsm = 8 x
+            /// (IC_j || scalar_j), scratch = 160 bytes). Fills pair slots 0..n-1 with (-r_i A_i, B_i),
+            /// the C MSM input and the IC MSM scalars (R, s_0..s_6). h is at memory 0x00.
+            function perProof(count, pairs, inOff, prOff) -> success {
+                let cmsm := add(pairs, mul(add(count, 3), 384))
+                let icmsm := add(cmsm, mul(count, 160))
+                success := negG1(pairs, prOff) // r_0 = 1: -A_0 by negation
+                for { let i := 0 } lt(i, count) { i := add(i, 1) } {
+                    let pr := add(prOff, mul(i, PROOF_BYTES))
+                    let pa := add(pairs, mul(i, 384))
+                    let r := 1
+                    if i {
+                        mstore(0x20, i)
+                        r := mod(keccak256(0x00, 64), SCALAR_FIELD)
+                        // -r_i A_i = (r - r_i) A_i
+                        let scratch := add(icmsm, 1280)
+                        calldatacopy(scratch, pr, 128)
+                        mstore(add(scratch, 128), mod(sub(SCALAR_FIELD, r), SCALAR_FIELD))
+                        if success { success := staticcall(G1MUL_GAS, G1MSM, scratch, 160, pa, 128) }
                     }
-                    calldatacopy(pa, pr, 64)
-                    mstore(add(pa, 64), yHi)
-                    mstore(add(pa, 96), yLo)
-                }
-                default {
-                    mstore(scratch, h)
-                    mstore(add(scratch, 32), i)
-                    r := mod(keccak256(scratch, 64), SCALAR_FIELD)
-                    // -r_i A_i = (r - r_i) A_i
-                    calldatacopy(scratch, pr, 128)
-                    mstore(add(scratch, 128), mod(sub(SCALAR_FIELD, r), SCALAR_FIELD))
-                    if ok { ok := staticcall(G1MUL_GAS, G1MSM, scratch, 160, pa, 128) }
-                }
-                // B_i
-                calldatacopy(add(pa, 128), add(pr, 128), 256)
-                // (C_i, r_i)
-                let ce := add(cmsm, mul(i, 160))
-                calldatacopy(ce, add(pr, 384), 128)
-                mstore(add(ce, 128), r)
-                // IC scalars: R += r_i; s_j += r_i * x_{i,j}
-                let sp := add(icmsm, 128)
-                mstore(sp, addmod(mload(sp), r, SCALAR_FIELD))
-                let xs := add(inputs.offset, mul(i, 224))
-                for { let j := 0 } lt(j, 7) { j := add(j, 1) } {
-                    sp := add(sp, 160)
-                    mstore(sp, addmod(mload(sp), mulmod(r, calldataload(add(xs, mul(j, 32))), SCALAR_FIELD), SCALAR_FIELD))
+                    calldatacopy(add(pa, 128), add(pr, 128), 256) // B_i
+                    pa := add(cmsm, mul(i, 160))
+                    calldatacopy(pa, add(pr, 384), 128) // C_i
+                    mstore(add(pa, 128), r)
+                    // R += r_i; s_j += r_i * x_{i,j}
+                    pr := add(inOff, mul(i, 224))
+                    pa := add(icmsm, 128)
+                    mstore(pa, addmod(mload(pa), r, SCALAR_FIELD))
+                    for { let j := 0 } lt(j, 7) { j := add(j, 1) } {
+                        pa := add(pa, 160)
+                        mstore(pa, addmod(mload(pa), mulmod(r, calldataload(add(pr, mul(j, 32))), SCALAR_FIELD), SCALAR_FIELD))
+                    }
                 }
             }
 
-            // Pair n: (R * alpha, beta)
-            let pa := add(pairs, mul(n, 384))
-            mcopy(scratch, add(vkm, VK_ALPHA), 128)
-            mstore(add(scratch, 128), mload(add(icmsm, 128)))
-            if ok { ok := staticcall(G1MUL_GAS, G1MSM, scratch, 160, pa, 128) }
-            mcopy(add(pa, 128), add(vkm, VK_BETA), 256)
-            // Pair n + 1: (sum_i r_i IC(x_i), gamma)
-            pa := add(pa, 384)
-            if ok { ok := staticcall(mul(NUM_IC, G1MUL_GAS), G1MSM, icmsm, 1280, pa, 128) }
-            mcopy(add(pa, 128), add(vkm, VK_GAMMA), 256)
-            // Pair n + 2: (sum_i r_i C_i, delta)
-            pa := add(pa, 384)
-            if ok { ok := staticcall(mul(n, G1MUL_GAS), G1MSM, cmsm, mul(n, 160), pa, 128) }
-            mcopy(add(pa, 128), add(vkm, VK_DELTA), 256)
+            /// Batch path, part 2: pairs n, n+1, n+2 and the pairing check.
+            function finish(count, vkm, pairs) -> success {
+                let cmsm := add(pairs, mul(add(count, 3), 384))
+                let icmsm := add(cmsm, mul(count, 160))
+                let scratch := add(icmsm, 1280)
+                // Pair n: (R alpha, beta); R is the IC0 scalar
+                let pa := add(pairs, mul(count, 384))
+                mcopy(scratch, add(vkm, VK_ALPHA), 128)
+                mstore(add(scratch, 128), mload(add(icmsm, 128)))
+                success := staticcall(G1MUL_GAS, G1MSM, scratch, 160, pa, 128)
+                mcopy(add(pa, 128), add(vkm, VK_BETA), 256)
+                // Pair n + 1: (sum_i r_i IC(x_i), gamma), one 8-point MSM
+                pa := add(pa, 384)
+                if success { success := staticcall(mul(NUM_IC, G1MUL_GAS), G1MSM, icmsm, 1280, pa, 128) }
+                mcopy(add(pa, 128), add(vkm, VK_GAMMA), 256)
+                // Pair n + 2: (sum_i r_i C_i, delta), one n-point MSM
+                pa := add(pa, 384)
+                if success { success := staticcall(mul(count, G1MUL_GAS), G1MSM, cmsm, mul(count, 160), pa, 128) }
+                mcopy(add(pa, 128), add(vkm, VK_DELTA), 256)
+                if success { success := pairingCheck(pairs, add(count, 3), scratch) }
+            }
 
-            if ok {
-                let pairsLen := mul(add(n, 3), 384)
-                ok := staticcall(add(PAIRING_BASE_GAS, mul(add(n, 3), PAIRING_PER_PAIR_GAS)), PAIRING, pairs, pairsLen, scratch, 32)
-                ok := and(ok, eq(mload(scratch), 1))
+            /// Single path: e(-A,B) * e(alpha,beta) * e(IC0 + MSM(IC[1..8], x), gamma) * e(C,delta).
+            function single(vkm, pairs, inOff, prOff) -> success {
+                let msm := add(pairs, 1536) // 7 x (IC_j || x_j)
+                let addIn := add(msm, 1120) // G1ADD input: MSM result || IC0
+                // Pair 0: (-A, B)
+                success := negG1(pairs, prOff)
+                calldatacopy(add(pairs, 128), add(prOff, 128), 256)
+                // Pair 1: (alpha, beta), contiguous in the key
+                mcopy(add(pairs, 384), add(vkm, VK_ALPHA), 384)
+                // Pair 2: (IC0 + sum_j x_j IC_{j+1}, gamma)
+                for { let j := 0 } lt(j, 7) { j := add(j, 1) } {
+                    let e := add(msm, mul(j, 160))
+                    mcopy(e, add(vkm, add(VK_IC, mul(add(j, 1), 128))), 128)
+                    mstore(add(e, 128), calldataload(add(inOff, mul(j, 32))))
+                }
+                if success { success := staticcall(mul(7, G1MUL_GAS), G1MSM, msm, 1120, addIn, 128) }
+                mcopy(add(addIn, 128), add(vkm, VK_IC), 128)
+                if success { success := staticcall(G1ADD_GAS, G1ADD, addIn, 256, add(pairs, 768), 128) }
+                mcopy(add(pairs, 896), add(vkm, VK_GAMMA), 256)
+                // Pair 3: (C, delta)
+                calldatacopy(add(pairs, 1152), add(prOff, 384), 128)
+                mcopy(add(pairs, 1280), add(vkm, VK_DELTA), 256)
+                if success { success := pairingCheck(pairs, 4, msm) }
+            }
+
+            let vkm := mload(0x40) // verifying key, 1920 bytes
+            let pairs := add(vkm, VK_BYTES) // (n + 3) pairs x 384 bytes, then the MSM inputs
+            switch n
+            case 1 {
+                extcodecopy(store, vkm, 1, VK_BYTES)
+                ok := single(vkm, pairs, inputs.offset, proofs.offset)
+            }
+            default {
+                // h = keccak256(abi.encodePacked(inputs, proofs)), hashed in the not yet used pairs
+                // area and kept at 0x00 (scratch space) for the coefficients keccak256(h || i).
+                calldatacopy(pairs, inputs.offset, mul(inputs.length, 32))
+                calldatacopy(add(pairs, mul(inputs.length, 32)), proofs.offset, proofs.length)
+                mstore(0x00, keccak256(pairs, add(mul(inputs.length, 32), proofs.length)))
+
+                extcodecopy(store, vkm, 1, VK_BYTES)
+                let icmsm := add(add(pairs, mul(add(n, 3), 384)), mul(n, 160))
+                for { let j := 0 } lt(j, NUM_IC) { j := add(j, 1) } {
+                    let e := add(icmsm, mul(j, 160))
+                    mcopy(e, add(vkm, add(VK_IC, mul(j, 128))), 128)
+                    mstore(add(e, 128), 0)
+                }
+                ok := perProof(n, pairs, inputs.offset, proofs.offset)
+                if ok { ok := finish(n, vkm, pairs) }
             }
         }
     }

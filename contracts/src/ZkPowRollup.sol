@@ -307,46 +307,29 @@ contract ZkPowRollup is Owned {
         bytes32[] calldata roots,
         bytes calldata proof
     ) external returns (bool valid) {
-        Sequence storage sp = sequences[initNumBatch];
-        Sequence memory s = sp;
+        Sequence memory s = sequences[initNumBatch];
         if (s.finalNewBatch == 0 || s.finalNewBatch != finalNewBatch) revert UnknownSequence(initNumBatch, finalNewBatch);
         uint256 c = commits[initNumBatch][msg.sender];
         if (c == 0 || s.openBlock == 0 || _windowOf(c) != s.windowId) revert NotCommitter(initNumBatch, msg.sender);
         if (c & F_REVEALED != 0) revert AlreadyRevealed(initNumBatch, msg.sender);
-        uint256 revealStart = uint256(s.openBlock) + s.t1;
-        if (block.number < revealStart) revert RevealTooEarly(initNumBatch, revealStart);
-        if (block.number >= revealStart + s.t2) revert RevealPhaseOver(initNumBatch, revealStart + s.t2);
-
-        PunishReason reason = PunishReason.InvalidProof;
-        if (proofHashOf(proof, msg.sender) >> 64 != bytes32(c) >> 64) {
-            reason = PunishReason.WrongProofHash;
-        } else {
-            valid = _checkProof(initNumBatch, finalNewBatch, s.verified, newStateRoot, roots, proof);
+        {
+            uint256 revealStart = uint256(s.openBlock) + s.t1;
+            if (block.number < revealStart) revert RevealTooEarly(initNumBatch, revealStart);
+            if (block.number >= revealStart + s.t2) revert RevealPhaseOver(initNumBatch, revealStart + s.t2);
         }
 
-        if (!valid) {
-            commits[initNumBatch][msg.sender] = (c & ~uint256(0xff)) | F_REVEALED | F_PUNISHED;
-            _punish(initNumBatch, msg.sender, reason, reason == PunishReason.WrongProofHash ? penaltyWrongProof : penaltyWrongProof);
+        if (proofHashOf(proof, msg.sender) >> 64 != bytes32(c) >> 64) {
+            commits[initNumBatch][msg.sender] = c | F_REVEALED | F_PUNISHED;
+            _punish(initNumBatch, msg.sender, PunishReason.WrongProofHash, penaltyWrongProof);
             return false;
         }
-
-        uint256 weight = minerDeposit.depositOf(msg.sender);
-        if (weight == 0) weight = 1; // every valid revealer has a positive weight
-        if (weight > type(uint128).max) weight = type(uint128).max;
-        commits[initNumBatch][msg.sender] = (weight << 64) | (uint256(s.windowId) << 32) | F_REVEALED | F_VALID;
-        Verification storage v = verifications[initNumBatch];
-        bool first = !s.verified;
-        if (first) {
-            sp.verified = true;
-            v.oldRoot = stateRoot;
-            v.newRoot = newStateRoot;
-            v.reward = rewardPerSequence;
-            stateRoot = newStateRoot;
-            hot.lastVerifiedBatch = finalNewBatch;
-            emit SequenceVerified(initNumBatch, finalNewBatch, newStateRoot, msg.sender);
+        if (!_checkProof(initNumBatch, finalNewBatch, s.verified, newStateRoot, roots, proof)) {
+            commits[initNumBatch][msg.sender] = c | F_REVEALED | F_PUNISHED;
+            _punish(initNumBatch, msg.sender, PunishReason.InvalidProof, penaltyWrongProof);
+            return false;
         }
-        v.totalWeight += uint128(weight);
-        emit ProofAccepted(initNumBatch, msg.sender, s.windowId, weight, first);
+        _accept(initNumBatch, finalNewBatch, newStateRoot, s.windowId, !s.verified);
+        return true;
     }
 
     /// @notice After the window of a verified sequence ended, pays msg.sender's share of the
@@ -519,7 +502,7 @@ contract ZkPowRollup is Owned {
         bytes32 newStateRoot,
         bytes32[] calldata roots,
         bytes calldata proof
-    ) private returns (bool) {
+    ) private view returns (bool) {
         uint256 n = uint256(finalNewBatch) - initNumBatch + 1;
         if (roots.length != n - 1) return false;
         bytes32 prev;
@@ -531,24 +514,34 @@ contract ZkPowRollup is Owned {
         } else {
             prev = stateRoot;
         }
-        uint256[] memory inputs = new uint256[](NUM_INPUTS * n);
+        return _callVerifier(_buildInputs(initNumBatch, n, prev, newStateRoot, roots), proof, n);
+    }
+
+    /// The public inputs of the n batches from initNumBatch, roots chained from oldRoot.
+    function _buildInputs(uint64 initNumBatch, uint256 n, bytes32 oldRoot, bytes32 newStateRoot, bytes32[] calldata roots)
+        private
+        view
+        returns (uint256[] memory inputs)
+    {
+        inputs = new uint256[](NUM_INPUTS * n);
         uint256 dom = domain();
-        uint256 miner = uint160(msg.sender);
+        bytes32 prev = oldRoot;
         for (uint256 i; i < n; ++i) {
-            uint64 num = initNumBatch + uint64(i);
             bytes32 next = i + 1 < n ? roots[i] : newStateRoot;
-            uint256 dh = uint256(batchHashes[num]);
+            uint256 dh = uint256(batchHashes[initNumBatch + uint64(i)]);
             uint256 o = NUM_INPUTS * i;
             inputs[o] = dom;
-            inputs[o + 1] = num;
+            inputs[o + 1] = initNumBatch + i;
             inputs[o + 2] = uint256(prev);
             inputs[o + 3] = uint256(next);
             inputs[o + 4] = dh >> 128;
             inputs[o + 5] = dh & type(uint128).max;
-            inputs[o + 6] = miner;
+            inputs[o + 6] = uint160(msg.sender);
             prev = next;
         }
+    }
 
+    function _callVerifier(uint256[] memory inputs, bytes calldata proof, uint256 n) private view returns (bool) {
         IGroth16BatchVerifier ver = verifier;
         uint256 need = ver.verifyGas(n);
         if (gasleft() < need + need / 63 + VERIFY_CALL_RESERVE) revert InsufficientGasForVerification(need);
@@ -560,6 +553,29 @@ contract ZkPowRollup is Owned {
             }
             return false;
         }
+    }
+
+    /// Records a valid reveal: the miner's reward weight (deposit at reveal time, at least 1) and,
+    /// for the first valid proof, the verified state.
+    function _accept(uint64 initNumBatch, uint64 finalNewBatch, bytes32 newStateRoot, uint32 windowId, bool first)
+        private
+    {
+        uint256 weight = minerDeposit.depositOf(msg.sender);
+        if (weight == 0) weight = 1;
+        if (weight > type(uint128).max) weight = type(uint128).max;
+        commits[initNumBatch][msg.sender] = (weight << 64) | (uint256(windowId) << 32) | F_REVEALED | F_VALID;
+        Verification storage v = verifications[initNumBatch];
+        if (first) {
+            sequences[initNumBatch].verified = true;
+            v.oldRoot = stateRoot;
+            v.newRoot = newStateRoot;
+            v.reward = rewardPerSequence;
+            stateRoot = newStateRoot;
+            hot.lastVerifiedBatch = finalNewBatch;
+            emit SequenceVerified(initNumBatch, finalNewBatch, newStateRoot, msg.sender);
+        }
+        v.totalWeight += uint128(weight);
+        emit ProofAccepted(initNumBatch, msg.sender, windowId, weight, first);
     }
 
     function _punish(uint64 initNumBatch, address miner, PunishReason reason, uint256 amount) private {

@@ -1,0 +1,44 @@
+# zkpow — every setup step lives here; .ci/run only calls `make test`.
+
+CARGO ?= cargo
+export ZKPOW_TEST_PARAMS_DIR ?= $(CURDIR)/target/zkpow-params
+
+include mk/evm.mk
+
+.PHONY: all build test test-rust run bench bench-prove fmt lint clean fixtures setup-test-keys
+
+all: build
+
+build:
+	$(CARGO) build --all-targets
+
+## Everything the test suite needs, installed by this Makefile, then the tests.
+test: tools contracts-check forge-test test-rust
+
+test-rust: tools
+	ANVIL=$(ANVIL) $(CARGO) test --all-targets
+
+## The main job: a local network with real proofs.
+run: build
+	@echo "make run: the local devnet (chains, contracts, sequencers, miners) is not yet available."
+	@echo "What works today: $(CARGO) run -- setup --shape 2,4 --out data/keys"
+
+## Proving/verification benchmark (docs/BENCHMARKS.md) and the gas table.
+bench: bench-prove forge-gas
+
+bench-prove:
+	$(CARGO) bench --bench prove
+
+## Regenerates the real-proof fixture the forge tests read.
+fixtures:
+	$(CARGO) run --release -- fixtures --out contracts/test/fixtures/proofs.json --keys $(ZKPOW_TEST_PARAMS_DIR)
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean
