@@ -80,15 +80,21 @@ fn main() -> anyhow::Result<()> {
         let mut ours = Vec::new();
         let mut raw = Vec::new();
         let mut out = None;
-        for _ in 0..runs {
-            let t = Instant::now();
-            out = Some(backend.prove(&req)?);
-            ours.push(t.elapsed());
-            let t = Instant::now();
-            let circuit = BatchCircuit { shape, witness: Some(req.witness.clone()), public: Some(public) };
-            let proof = groth16::create_random_proof(circuit, &params, &mut rand::rng())?;
-            raw.push(t.elapsed());
-            std::hint::black_box(proof_to_bytes(&proof));
+        for run in 0..runs {
+            // Alternate which goes first so warm caches and frequency drift
+            // favour neither side.
+            for side in [run % 2, 1 - run % 2] {
+                let t = Instant::now();
+                if side == 0 {
+                    out = Some(backend.prove(&req)?);
+                    ours.push(t.elapsed());
+                } else {
+                    let circuit = BatchCircuit { shape, witness: Some(req.witness.clone()), public: Some(public) };
+                    let proof = groth16::create_random_proof(circuit, &params, &mut rand::rng())?;
+                    std::hint::black_box(proof_to_bytes(&proof));
+                    raw.push(t.elapsed());
+                }
+            }
         }
         let peak = peak_mib();
         let out = out.expect("at least one run");
