@@ -80,12 +80,22 @@ contract ZkPowRollup is Owned {
         bool verified;
     }
 
-    /// Fixed when a sequence is first verified.
-    struct Verification {
-        bytes32 oldRoot; // state root before the sequence: late reveals verify against it
-        bytes32 newRoot; // state root after the sequence
-        uint128 reward; // rewardPerSequence when verified, shared by the valid revealers
+    /// One storage slot per sequence, keyed by initNumBatch. Written when the sequence is posted
+    /// (so that the first valid reveal updates a non-zero slot).
+    struct Reward {
+        uint128 amount; // rewardPerSequence when the sequence was posted, shared by the valid revealers
         uint128 totalWeight; // sum of the valid revealers' weights
+    }
+
+    /// What `commitOf` returns.
+    struct CommitInfo {
+        bytes24 proofHashPrefix;
+        uint32 windowId;
+        bool revealed;
+        bool valid;
+        bool punished;
+        bool rewarded;
+        uint256 weight;
     }
 
     IMinerDeposit public immutable minerDeposit;
@@ -96,14 +106,16 @@ contract ZkPowRollup is Owned {
     Hot private hot;
     address public sequencer;
     uint64 public lastBatch;
-    bytes32 public stateRoot;
     uint128 public rewardPerSequence;
     uint128 public penaltyWrongProof;
     uint128 public penaltyNoProof;
 
     mapping(uint64 => bytes32) private batchHashes;
     mapping(uint64 => Sequence) private sequences;
-    mapping(uint64 => Verification) private verifications;
+    mapping(uint64 => Reward) private rewards;
+    /// State root after batch `b`, for b = 0 (genesis) and the last batch of every verified sequence.
+    /// The old root of a sequence [init, fin] is rootAfter[init - 1]; late reveals use it.
+    mapping(uint64 => bytes32) private rootAfter;
     /// Per (initNumBatch, miner), one slot: bits 255..64 data, 63..32 windowId, 7..0 flags. The data
     /// is the top 192 bits of the proof hash until a valid reveal, then the miner's reward weight.
     mapping(uint64 => mapping(address => uint256)) private commits;
@@ -175,7 +187,7 @@ contract ZkPowRollup is Owned {
         verifier = verifier_;
         batchSize = batchSize_;
         sequencer = sequencer_;
-        stateRoot = genesisStateRoot;
+        rootAfter[0] = genesisStateRoot;
         uint32 t1v = t1_ == 0 ? DEFAULT_T1 : t1_;
         uint32 t2v = t2_ == 0 ? DEFAULT_T2 : t2_;
         hot = Hot({lastVerifiedBatch: 0, t1: t1v, t2: t2v, minDeposit: minDeposit_});
@@ -203,7 +215,7 @@ contract ZkPowRollup is Owned {
         emit WindowLengthsUpdated(t1_, t2_);
     }
 
-    /// @notice The reward of a sequence is fixed when it is verified; penalties apply when imposed.
+    /// @notice The reward of a sequence is fixed when it is posted; penalties apply when imposed.
     function setAmounts(uint128 minDeposit_, uint128 rewardPerSequence_, uint128 penaltyWrongProof_, uint128 penaltyNoProof_)
         external
         onlyOwner
@@ -232,6 +244,7 @@ contract ZkPowRollup is Owned {
         finalNewBatch = initNumBatch + uint64(n - 1);
         sequences[initNumBatch] =
             Sequence({finalNewBatch: finalNewBatch, openBlock: 0, windowId: 1, t1: 0, t2: 0, verified: false});
+        rewards[initNumBatch] = Reward({amount: rewardPerSequence, totalWeight: 0});
         lastBatch = finalNewBatch;
         emit SequenceBatches(initNumBatch, finalNewBatch);
     }
@@ -342,8 +355,8 @@ contract ZkPowRollup is Owned {
         uint256 end = uint256(s.openBlock) + s.t1 + s.t2;
         if (block.number < end) revert WindowNotEnded(initNumBatch, end);
         commits[initNumBatch][msg.sender] = c | F_REWARDED;
-        Verification storage v = verifications[initNumBatch];
-        amount = uint256(v.reward) * (c >> 64) / v.totalWeight;
+        Reward memory rw = rewards[initNumBatch];
+        amount = uint256(rw.amount) * (c >> 64) / rw.totalWeight;
         emit Rewarded(initNumBatch, msg.sender, amount);
         if (amount != 0) minerDeposit.reward(msg.sender, amount);
     }
@@ -442,38 +455,43 @@ contract ZkPowRollup is Owned {
 
     /// @notice The commit of `miner` for a sequence (its latest window). `proofHashPrefix` is the
     ///         committed top 24 bytes of the proof hash until a valid reveal; `weight` is the reward
-    ///         weight after a valid reveal.
-    function commitOf(uint64 initNumBatch, address miner)
-        external
-        view
-        returns (
-            bytes24 proofHashPrefix,
-            uint32 windowId,
-            bool revealed,
-            bool valid,
-            bool punished,
-            bool rewarded,
-            uint256 weight
-        )
-    {
+    ///         weight after a valid reveal. windowId = 0: no commit.
+    function commitOf(uint64 initNumBatch, address miner) external view returns (CommitInfo memory info) {
         uint256 c = commits[initNumBatch][miner];
-        valid = c & F_VALID != 0;
-        if (valid) weight = c >> 64;
-        else proofHashPrefix = bytes24(bytes32(c));
-        windowId = _windowOf(c);
-        revealed = c & F_REVEALED != 0;
-        punished = c & F_PUNISHED != 0;
-        rewarded = c & F_REWARDED != 0;
+        info.valid = c & F_VALID != 0;
+        if (info.valid) info.weight = c >> 64;
+        else info.proofHashPrefix = bytes24(bytes32(c));
+        info.windowId = _windowOf(c);
+        info.revealed = c & F_REVEALED != 0;
+        info.punished = c & F_PUNISHED != 0;
+        info.rewarded = c & F_REWARDED != 0;
     }
 
-    /// @notice Fixed at the first valid proof of a sequence (zeros before).
+    /// @notice Current state root: the root after lastVerifiedBatch.
+    function stateRoot() public view returns (bytes32) {
+        return rootAfter[hot.lastVerifiedBatch];
+    }
+
+    /// @notice State root after batch `numBatch`, known for 0 (genesis) and for the last batch of
+    ///         every verified sequence (zero otherwise).
+    function stateRootAt(uint64 numBatch) external view returns (bytes32) {
+        return rootAfter[numBatch];
+    }
+
+    /// @notice Roots of a verified sequence (zeros before it is verified), its reward (fixed when it
+    ///         was posted) and the sum of the valid revealers' weights.
     function verification(uint64 initNumBatch)
         external
         view
         returns (bytes32 oldRoot, bytes32 newRoot, uint128 reward, uint128 totalWeight)
     {
-        Verification memory v = verifications[initNumBatch];
-        return (v.oldRoot, v.newRoot, v.reward, v.totalWeight);
+        Sequence memory s = sequences[initNumBatch];
+        if (s.verified) {
+            oldRoot = rootAfter[initNumBatch - 1];
+            newRoot = rootAfter[s.finalNewBatch];
+        }
+        Reward memory rw = rewards[initNumBatch];
+        return (oldRoot, newRoot, rw.amount, rw.totalWeight);
     }
 
     /// @notice The 7 public inputs of batch `numBatch` for the given roots and miner.
@@ -505,15 +523,9 @@ contract ZkPowRollup is Owned {
     ) private view returns (bool) {
         uint256 n = uint256(finalNewBatch) - initNumBatch + 1;
         if (roots.length != n - 1) return false;
-        bytes32 prev;
-        if (verified) {
-            Verification storage v = verifications[initNumBatch];
-            // A later proof of the same sequence must prove the same transition.
-            if (newStateRoot != v.newRoot) return false;
-            prev = v.oldRoot;
-        } else {
-            prev = stateRoot;
-        }
+        // A later proof of the same sequence must prove the same transition.
+        if (verified && newStateRoot != rootAfter[finalNewBatch]) return false;
+        bytes32 prev = rootAfter[initNumBatch - 1];
         return _callVerifier(_buildInputs(initNumBatch, n, prev, newStateRoot, roots), proof, n);
     }
 
@@ -564,17 +576,13 @@ contract ZkPowRollup is Owned {
         if (weight == 0) weight = 1;
         if (weight > type(uint128).max) weight = type(uint128).max;
         commits[initNumBatch][msg.sender] = (weight << 64) | (uint256(windowId) << 32) | F_REVEALED | F_VALID;
-        Verification storage v = verifications[initNumBatch];
         if (first) {
             sequences[initNumBatch].verified = true;
-            v.oldRoot = stateRoot;
-            v.newRoot = newStateRoot;
-            v.reward = rewardPerSequence;
-            stateRoot = newStateRoot;
+            rootAfter[finalNewBatch] = newStateRoot;
             hot.lastVerifiedBatch = finalNewBatch;
             emit SequenceVerified(initNumBatch, finalNewBatch, newStateRoot, msg.sender);
         }
-        v.totalWeight += uint128(weight);
+        rewards[initNumBatch].totalWeight += uint128(weight);
         emit ProofAccepted(initNumBatch, msg.sender, windowId, weight, first);
     }
 
