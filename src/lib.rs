@@ -6,3 +6,4 @@ pub mod prover;
 pub mod config;
 pub mod telemetry;
 pub mod fixtures;
+pub mod chain;
