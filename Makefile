@@ -16,7 +16,7 @@ build:
 test: tools contracts-check forge-test test-rust
 
 test-rust: tools
-	ANVIL=$(ANVIL) $(CARGO) test --all-targets
+	ANVIL=$(ANVIL) $(CARGO) test --lib --bins --tests
 
 ## The main job: a local network with real proofs.
 run: build
