@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use zkpow::circuit::batch::encode;
-use zkpow::circuit::circuit::ConstraintCount;
+use zkpow::circuit::batch_circuit::ConstraintCount;
 use zkpow::circuit::executor::apply_batch;
 use zkpow::circuit::keys::{test_params_dir, Keys};
 use zkpow::circuit::public::domain;
@@ -54,7 +54,11 @@ fn main() -> anyhow::Result<()> {
     let runs: usize = std::env::var("ZKPOW_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_default();
     println!("machine: {} cores, {cpu}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
     println!("runs per shape: {runs} (medians)\n");

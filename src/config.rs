@@ -16,7 +16,7 @@ use crate::circuit::Shape;
 /// not configuration.
 pub const TEST_ENV_PREFIX: &str = "ZKPOW_TEST_";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub node: NodeConfig,
@@ -104,19 +104,6 @@ fn default_start_batch() -> u64 {
 }
 fn default_weight() -> u32 {
     1
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            node: NodeConfig::default(),
-            log: LogConfig::default(),
-            keys: KeysConfig::default(),
-            prover: ProverConfig::default(),
-            chains: Vec::new(),
-            rollups: Vec::new(),
-        }
-    }
 }
 
 impl Default for NodeConfig {
@@ -261,7 +248,8 @@ mod tests {
     #[test]
     fn defaults_then_file_then_env() {
         let f = write("[log]\nlevel = \"debug\"\n[prover]\nworkers = 3\n");
-        let cfg = Config::load_with_env(Some(f.path()), env(&[("ZKPOW_PROVER__WORKERS", "5"), ("OTHER", "x")])).unwrap();
+        let cfg =
+            Config::load_with_env(Some(f.path()), env(&[("ZKPOW_PROVER__WORKERS", "5"), ("OTHER", "x")])).unwrap();
         assert_eq!(cfg.log.level, "debug");
         assert_eq!(cfg.prover.workers, 5);
         assert_eq!(cfg.node.data_dir, PathBuf::from("data"));

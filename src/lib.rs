@@ -1,9 +1,9 @@
 //! zkpow: a decentralized ZK prover network. Miners turn the sequences
 //! rollups post on their base chains into Groth16 proofs and submit them
 //! with a two-step commit–reveal.
-pub mod circuit;
-pub mod prover;
-pub mod config;
-pub mod telemetry;
-pub mod fixtures;
 pub mod chain;
+pub mod circuit;
+pub mod config;
+pub mod fixtures;
+pub mod prover;
+pub mod telemetry;

@@ -124,9 +124,12 @@ fn setup(shapes: &[Shape], dir: PathBuf, force: bool) -> anyhow::Result<()> {
     for &shape in shapes {
         let path = zkpow::circuit::keys::params_path(&dir, shape);
         if path.exists() && !force {
-            anyhow::bail!("{} exists; pass --force to replace it (proofs made with it will stop verifying)", path.display());
+            anyhow::bail!(
+                "{} exists; pass --force to replace it (proofs made with it will stop verifying)",
+                path.display()
+            );
         }
-        let count = zkpow::circuit::circuit::ConstraintCount::of(shape)?;
+        let count = zkpow::circuit::batch_circuit::ConstraintCount::of(shape)?;
         tracing::info!(%shape, constraints = count.constraints, "generating parameters");
         let started = std::time::Instant::now();
         let keys = Keys::setup(shape, &mut rand::rng())?;

@@ -36,39 +36,22 @@ impl Transfer {
         let u32_at = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         let mut amount = [0u8; 8];
         amount.copy_from_slice(&b[8..16]);
-        Transfer {
-            from: u32_at(0),
-            to: u32_at(4),
-            amount: u64::from_be_bytes(amount),
-            nonce: u32_at(16),
-        }
+        Transfer { from: u32_at(0), to: u32_at(4), amount: u64::from_be_bytes(amount), nonce: u32_at(16) }
     }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BatchError {
     #[error("batch holds {got} transfers but shape {shape} allows at most {max}")]
-    TooManyTransfers {
-        got: usize,
-        max: usize,
-        shape: Shape,
-    },
+    TooManyTransfers { got: usize, max: usize, shape: Shape },
     #[error("batch is {got} bytes but shape {shape} batches are exactly {want} bytes")]
-    Length {
-        got: usize,
-        want: usize,
-        shape: Shape,
-    },
+    Length { got: usize, want: usize, shape: Shape },
 }
 
 /// Encodes up to K transfers, padding with zero records.
 pub fn encode(shape: Shape, transfers: &[Transfer]) -> Result<Vec<u8>, BatchError> {
     if transfers.len() > shape.k {
-        return Err(BatchError::TooManyTransfers {
-            got: transfers.len(),
-            max: shape.k,
-            shape,
-        });
+        return Err(BatchError::TooManyTransfers { got: transfers.len(), max: shape.k, shape });
     }
     let mut out = vec![0u8; shape.batch_bytes()];
     for (i, t) in transfers.iter().enumerate() {
@@ -80,11 +63,7 @@ pub fn encode(shape: Shape, transfers: &[Transfer]) -> Result<Vec<u8>, BatchErro
 /// Decodes exactly K records (padding included).
 pub fn decode(shape: Shape, bytes: &[u8]) -> Result<Vec<Transfer>, BatchError> {
     if bytes.len() != shape.batch_bytes() {
-        return Err(BatchError::Length {
-            got: bytes.len(),
-            want: shape.batch_bytes(),
-            shape,
-        });
+        return Err(BatchError::Length { got: bytes.len(), want: shape.batch_bytes(), shape });
     }
     Ok(bytes
         .chunks_exact(TRANSFER_BYTES)
@@ -103,12 +82,7 @@ mod tests {
     #[test]
     fn roundtrip_with_padding() {
         let shape = Shape { k: 3, d: 8 };
-        let ts = [Transfer {
-            from: 1,
-            to: 0x0102_0304,
-            amount: u64::MAX,
-            nonce: 7,
-        }];
+        let ts = [Transfer { from: 1, to: 0x0102_0304, amount: u64::MAX, nonce: 7 }];
         let bytes = encode(shape, &ts).unwrap();
         assert_eq!(bytes.len(), 60);
         assert_eq!(&bytes[4..8], &[1, 2, 3, 4]);
@@ -121,14 +95,7 @@ mod tests {
     #[test]
     fn rejects_wrong_length_and_overfull() {
         let shape = Shape { k: 2, d: 4 };
-        assert!(matches!(
-            decode(shape, &[0u8; 39]),
-            Err(BatchError::Length {
-                got: 39,
-                want: 40,
-                ..
-            })
-        ));
+        assert!(matches!(decode(shape, &[0u8; 39]), Err(BatchError::Length { got: 39, want: 40, .. })));
         assert!(matches!(
             encode(shape, &[Transfer::default(); 3]),
             Err(BatchError::TooManyTransfers { got: 3, max: 2, .. })

@@ -65,12 +65,7 @@ pub enum ExecError {
 
 /// Why a transfer is a no-op, or `Applied`. Checked in the same order as the
 /// circuit's conjunction; the order only matters for the reported reason.
-pub fn classify(
-    depth: usize,
-    t: &Transfer,
-    sender: &Account,
-    receiver_after_sender: &Account,
-) -> TransferOutcome {
+pub fn classify(depth: usize, t: &Transfer, sender: &Account, receiver_after_sender: &Account) -> TransferOutcome {
     let cap = 1u64 << depth;
     if u64::from(t.from) >= cap || u64::from(t.to) >= cap {
         TransferOutcome::IndexOutOfRange
@@ -82,11 +77,7 @@ pub fn classify(
         TransferOutcome::WrongNonce
     } else if t.amount > sender.balance {
         TransferOutcome::InsufficientBalance
-    } else if receiver_after_sender
-        .balance
-        .checked_add(t.amount)
-        .is_none()
-    {
+    } else if receiver_after_sender.balance.checked_add(t.amount).is_none() {
         TransferOutcome::ReceiverOverflow
     } else {
         TransferOutcome::Applied
@@ -101,10 +92,7 @@ pub fn apply_batch(
     bytes: &[u8],
 ) -> Result<(BatchWitness, Vec<TransferOutcome>), ExecError> {
     if state.depth() != shape.d {
-        return Err(ExecError::DepthMismatch {
-            tree: state.depth(),
-            shape: shape.d,
-        });
+        return Err(ExecError::DepthMismatch { tree: state.depth(), shape: shape.d });
     }
     let transfers = batch::decode(shape, bytes)?;
     let old_root = state.root();
@@ -123,44 +111,18 @@ pub fn apply_batch(
         let receiver_before = state.get(to);
         let outcome = classify(shape.d, t, &sender, &receiver_before);
         if outcome == TransferOutcome::Applied {
-            state.set(
-                from,
-                Account {
-                    balance: sender.balance - t.amount,
-                    nonce: sender.nonce + 1,
-                },
-            );
+            state.set(from, Account { balance: sender.balance - t.amount, nonce: sender.nonce + 1 });
         }
         let receiver = state.get(to);
         let receiver_path = state.siblings(to);
         if outcome == TransferOutcome::Applied {
-            state.set(
-                to,
-                Account {
-                    balance: receiver.balance + t.amount,
-                    nonce: receiver.nonce,
-                },
-            );
+            state.set(to, Account { balance: receiver.balance + t.amount, nonce: receiver.nonce });
         }
-        debug_assert_eq!(
-            root_from_path(state.get(to).leaf(), to, &state.siblings(to)),
-            state.root()
-        );
-        witnesses.push(TransferWitness {
-            sender,
-            sender_path,
-            receiver,
-            receiver_path,
-        });
+        debug_assert_eq!(root_from_path(state.get(to).leaf(), to, &state.siblings(to)), state.root());
+        witnesses.push(TransferWitness { sender, sender_path, receiver, receiver_path });
         outcomes.push(outcome);
     }
-    let witness = BatchWitness {
-        shape,
-        batch: bytes.to_vec(),
-        old_root,
-        new_root: state.root(),
-        transfers: witnesses,
-    };
+    let witness = BatchWitness { shape, batch: bytes.to_vec(), old_root, new_root: state.root(), transfers: witnesses };
     Ok((witness, outcomes))
 }
 
@@ -186,30 +148,12 @@ mod tests {
     fn genesis() -> StateTree {
         StateTree::with_accounts(
             4,
-            [
-                (
-                    1,
-                    Account {
-                        balance: 100,
-                        nonce: 0,
-                    },
-                ),
-                (
-                    2,
-                    Account {
-                        balance: u64::MAX - 5,
-                        nonce: 3,
-                    },
-                ),
-            ],
+            [(1, Account { balance: 100, nonce: 0 }), (2, Account { balance: u64::MAX - 5, nonce: 3 })],
         )
     }
 
     fn run(transfers: &[Transfer]) -> (StateTree, Vec<TransferOutcome>) {
-        let shape = Shape {
-            k: transfers.len(),
-            d: 4,
-        };
+        let shape = Shape { k: transfers.len(), d: 4 };
         let mut s = genesis();
         let (w, o) = apply_batch(&mut s, shape, &encode(shape, transfers).unwrap()).unwrap();
         assert_eq!(w.new_root, s.root());
@@ -218,105 +162,24 @@ mod tests {
 
     #[test]
     fn valid_transfer_moves_balance_and_bumps_nonce() {
-        let (s, o) = run(&[Transfer {
-            from: 1,
-            to: 5,
-            amount: 40,
-            nonce: 0,
-        }]);
+        let (s, o) = run(&[Transfer { from: 1, to: 5, amount: 40, nonce: 0 }]);
         assert_eq!(o, vec![TransferOutcome::Applied]);
-        assert_eq!(
-            s.get(1),
-            Account {
-                balance: 60,
-                nonce: 1
-            }
-        );
-        assert_eq!(
-            s.get(5),
-            Account {
-                balance: 40,
-                nonce: 0
-            }
-        );
+        assert_eq!(s.get(1), Account { balance: 60, nonce: 1 });
+        assert_eq!(s.get(5), Account { balance: 40, nonce: 0 });
     }
 
     #[test]
     fn every_invalid_kind_is_a_noop() {
         use TransferOutcome::*;
         let cases = [
-            (
-                Transfer {
-                    from: 16,
-                    to: 5,
-                    amount: 1,
-                    nonce: 0,
-                },
-                IndexOutOfRange,
-            ),
-            (
-                Transfer {
-                    from: 1,
-                    to: 1 << 20,
-                    amount: 1,
-                    nonce: 0,
-                },
-                IndexOutOfRange,
-            ),
-            (
-                Transfer {
-                    from: 1,
-                    to: 1,
-                    amount: 1,
-                    nonce: 0,
-                },
-                SelfTransfer,
-            ),
-            (
-                Transfer {
-                    from: 1,
-                    to: 5,
-                    amount: 0,
-                    nonce: 0,
-                },
-                ZeroAmount,
-            ),
-            (
-                Transfer {
-                    from: 1,
-                    to: 5,
-                    amount: 1,
-                    nonce: 1,
-                },
-                WrongNonce,
-            ),
-            (
-                Transfer {
-                    from: 1,
-                    to: 5,
-                    amount: 101,
-                    nonce: 0,
-                },
-                InsufficientBalance,
-            ),
-            (
-                Transfer {
-                    from: 7,
-                    to: 5,
-                    amount: 1,
-                    nonce: 0,
-                },
-                InsufficientBalance,
-            ),
-            (
-                Transfer {
-                    from: 1,
-                    to: 2,
-                    amount: 6,
-                    nonce: 0,
-                },
-                ReceiverOverflow,
-            ),
+            (Transfer { from: 16, to: 5, amount: 1, nonce: 0 }, IndexOutOfRange),
+            (Transfer { from: 1, to: 1 << 20, amount: 1, nonce: 0 }, IndexOutOfRange),
+            (Transfer { from: 1, to: 1, amount: 1, nonce: 0 }, SelfTransfer),
+            (Transfer { from: 1, to: 5, amount: 0, nonce: 0 }, ZeroAmount),
+            (Transfer { from: 1, to: 5, amount: 1, nonce: 1 }, WrongNonce),
+            (Transfer { from: 1, to: 5, amount: 101, nonce: 0 }, InsufficientBalance),
+            (Transfer { from: 7, to: 5, amount: 1, nonce: 0 }, InsufficientBalance),
+            (Transfer { from: 1, to: 2, amount: 6, nonce: 0 }, ReceiverOverflow),
         ];
         for (t, want) in cases {
             let (s, o) = run(&[t]);
@@ -328,47 +191,13 @@ mod tests {
     #[test]
     fn later_transfers_see_earlier_ones() {
         let (s, o) = run(&[
-            Transfer {
-                from: 1,
-                to: 3,
-                amount: 100,
-                nonce: 0,
-            },
-            Transfer {
-                from: 3,
-                to: 4,
-                amount: 30,
-                nonce: 0,
-            },
-            Transfer {
-                from: 1,
-                to: 4,
-                amount: 1,
-                nonce: 1,
-            },
+            Transfer { from: 1, to: 3, amount: 100, nonce: 0 },
+            Transfer { from: 3, to: 4, amount: 30, nonce: 0 },
+            Transfer { from: 1, to: 4, amount: 1, nonce: 1 },
         ]);
-        assert_eq!(
-            o,
-            vec![
-                TransferOutcome::Applied,
-                TransferOutcome::Applied,
-                TransferOutcome::InsufficientBalance
-            ]
-        );
-        assert_eq!(
-            s.get(3),
-            Account {
-                balance: 70,
-                nonce: 1
-            }
-        );
-        assert_eq!(
-            s.get(4),
-            Account {
-                balance: 30,
-                nonce: 0
-            }
-        );
+        assert_eq!(o, vec![TransferOutcome::Applied, TransferOutcome::Applied, TransferOutcome::InsufficientBalance]);
+        assert_eq!(s.get(3), Account { balance: 70, nonce: 1 });
+        assert_eq!(s.get(4), Account { balance: 30, nonce: 0 });
     }
 
     #[test]
@@ -376,10 +205,7 @@ mod tests {
         let mut s = genesis();
         let root = s.root();
         assert!(apply_batch(&mut s, Shape { k: 2, d: 4 }, &[0u8; 41]).is_err());
-        assert!(matches!(
-            apply_batch(&mut s, Shape { k: 2, d: 5 }, &[0u8; 40]),
-            Err(ExecError::DepthMismatch { .. })
-        ));
+        assert!(matches!(apply_batch(&mut s, Shape { k: 2, d: 5 }, &[0u8; 40]), Err(ExecError::DepthMismatch { .. })));
         assert_eq!(s.root(), root);
     }
 }

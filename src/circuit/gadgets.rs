@@ -20,24 +20,15 @@ pub struct Expr {
 
 impl Expr {
     pub fn constant(c: Fr) -> Self {
-        Expr {
-            lc: LinearCombination::zero() + (c, one()),
-            value: Some(c),
-        }
+        Expr { lc: LinearCombination::zero() + (c, one()), value: Some(c) }
     }
 
     pub fn zero() -> Self {
-        Expr {
-            lc: LinearCombination::zero(),
-            value: Some(Fr::ZERO),
-        }
+        Expr { lc: LinearCombination::zero(), value: Some(Fr::ZERO) }
     }
 
     pub fn from_var(var: Variable, value: Option<Fr>) -> Self {
-        Expr {
-            lc: LinearCombination::zero() + var,
-            value,
-        }
+        Expr { lc: LinearCombination::zero() + var, value }
     }
 
     pub fn alloc<CS, F>(mut cs: CS, name: &str, f: F) -> Result<Self, SynthesisError>
@@ -58,17 +49,11 @@ impl Expr {
     }
 
     pub fn add(&self, other: &Expr) -> Expr {
-        Expr {
-            lc: self.lc.clone() + &other.lc,
-            value: zip(self.value, other.value, |a, b| a + b),
-        }
+        Expr { lc: self.lc.clone() + &other.lc, value: zip(self.value, other.value, |a, b| a + b) }
     }
 
     pub fn sub(&self, other: &Expr) -> Expr {
-        Expr {
-            lc: self.lc.clone() - &other.lc,
-            value: zip(self.value, other.value, |a, b| a - b),
-        }
+        Expr { lc: self.lc.clone() - &other.lc, value: zip(self.value, other.value, |a, b| a - b) }
     }
 
     pub fn scale(&self, k: Fr) -> Expr {
@@ -76,10 +61,7 @@ impl Expr {
         for (var, coeff) in self.lc.as_ref() {
             lc = lc + (*coeff * k, *var);
         }
-        Expr {
-            lc,
-            value: self.value.map(|v| v * k),
-        }
+        Expr { lc, value: self.value.map(|v| v * k) }
     }
 
     /// Merges repeated variables so combinations built by repeated linear
@@ -100,64 +82,32 @@ impl Expr {
                 lc = lc + (coeff, var);
             }
         }
-        Expr {
-            lc,
-            value: self.value,
-        }
+        Expr { lc, value: self.value }
     }
 
     pub fn add_const(&self, c: Fr) -> Expr {
-        Expr {
-            lc: self.lc.clone() + (c, one()),
-            value: self.value.map(|v| v + c),
-        }
+        Expr { lc: self.lc.clone() + (c, one()), value: self.value.map(|v| v + c) }
     }
 
     /// Allocates a fresh variable equal to this combination (one constraint).
     /// Used to cut long combinations short where they would be copied into
     /// many constraints.
-    pub fn materialize<CS: ConstraintSystem<Fr>>(
-        &self,
-        mut cs: CS,
-    ) -> Result<Expr, SynthesisError> {
-        let out = Expr::alloc(cs.namespace(|| "val"), "val", || {
-            self.value.ok_or(SynthesisError::AssignmentMissing)
-        })?;
-        cs.enforce(
-            || "materialize",
-            |lc| lc + &self.lc,
-            |lc| lc + one(),
-            |lc| lc + &out.lc,
-        );
+    pub fn materialize<CS: ConstraintSystem<Fr>>(&self, mut cs: CS) -> Result<Expr, SynthesisError> {
+        let out = Expr::alloc(cs.namespace(|| "val"), "val", || self.value.ok_or(SynthesisError::AssignmentMissing))?;
+        cs.enforce(|| "materialize", |lc| lc + &self.lc, |lc| lc + one(), |lc| lc + &out.lc);
         Ok(out)
     }
 
     /// `self * other`, one constraint.
-    pub fn mul<CS: ConstraintSystem<Fr>>(
-        &self,
-        mut cs: CS,
-        other: &Expr,
-    ) -> Result<Expr, SynthesisError> {
+    pub fn mul<CS: ConstraintSystem<Fr>>(&self, mut cs: CS, other: &Expr) -> Result<Expr, SynthesisError> {
         let value = zip(self.value, other.value, |a, b| a * b);
-        let out = Expr::alloc(cs.namespace(|| "prod"), "prod", || {
-            value.ok_or(SynthesisError::AssignmentMissing)
-        })?;
-        cs.enforce(
-            || "mul",
-            |lc| lc + &self.lc,
-            |lc| lc + &other.lc,
-            |lc| lc + &out.lc,
-        );
+        let out = Expr::alloc(cs.namespace(|| "prod"), "prod", || value.ok_or(SynthesisError::AssignmentMissing))?;
+        cs.enforce(|| "mul", |lc| lc + &self.lc, |lc| lc + &other.lc, |lc| lc + &out.lc);
         Ok(out)
     }
 
     pub fn enforce_equal<CS: ConstraintSystem<Fr>>(&self, mut cs: CS, other: &Expr) {
-        cs.enforce(
-            || "equal",
-            |lc| lc + &self.lc - &other.lc,
-            |lc| lc + one(),
-            |lc| lc,
-        );
+        cs.enforce(|| "equal", |lc| lc + &self.lc - &other.lc, |lc| lc + one(), |lc| lc);
     }
 }
 
@@ -175,10 +125,7 @@ fn zip(a: Option<Fr>, b: Option<Fr>, f: impl FnOnce(Fr, Fr) -> Fr) -> Option<Fr>
 
 /// A boolean as a 0/1 expression.
 pub fn bool_expr(b: &Boolean) -> Expr {
-    Expr {
-        lc: b.lc(one(), Fr::ONE),
-        value: b.get_value().map(|v| if v { Fr::ONE } else { Fr::ZERO }),
-    }
+    Expr { lc: b.lc(one(), Fr::ONE), value: b.get_value().map(|v| if v { Fr::ONE } else { Fr::ZERO }) }
 }
 
 /// Packs big-endian bits (most significant first) into one expression; free.
@@ -194,18 +141,12 @@ pub fn pack_be(bits: &[Boolean]) -> Expr {
 
 /// Decomposes `x` into `n` little-endian bits and enforces the packing, so
 /// `x < 2^n` (n + 1 constraints). `n` must be below the field's capacity.
-pub fn to_bits_le<CS: ConstraintSystem<Fr>>(
-    mut cs: CS,
-    x: &Expr,
-    n: usize,
-) -> Result<Vec<Boolean>, SynthesisError> {
+pub fn to_bits_le<CS: ConstraintSystem<Fr>>(mut cs: CS, x: &Expr, n: usize) -> Result<Vec<Boolean>, SynthesisError> {
     assert!(n < Fr::CAPACITY as usize);
     let repr = x.value.map(|v| v.to_repr());
     let mut bits = Vec::with_capacity(n);
     for i in 0..n {
-        let bit_value = repr
-            .as_ref()
-            .map(|r| (r.as_ref()[i / 8] >> (i % 8)) & 1 == 1);
+        let bit_value = repr.as_ref().map(|r| (r.as_ref()[i / 8] >> (i % 8)) & 1 == 1);
         let bit = AllocatedBit::alloc(cs.namespace(|| format!("bit {i}")), bit_value)?;
         bits.push(Boolean::from(bit));
     }
@@ -215,12 +156,7 @@ pub fn to_bits_le<CS: ConstraintSystem<Fr>>(
         packed = packed + &bit.lc(one(), coeff);
         coeff = coeff.double();
     }
-    cs.enforce(
-        || "packing",
-        |lc| lc + &packed,
-        |lc| lc + one(),
-        |lc| lc + &x.lc,
-    );
+    cs.enforce(|| "packing", |lc| lc + &packed, |lc| lc + one(), |lc| lc + &x.lc);
     Ok(bits)
 }
 
@@ -233,19 +169,9 @@ pub fn is_zero<CS: ConstraintSystem<Fr>>(mut cs: CS, x: &Expr) -> Result<Boolean
         Ok(Option::<Fr>::from(v.invert()).unwrap_or(Fr::ZERO))
     })?;
     // x * inv = 1 - flag: forces flag = 0 when x != 0.
-    cs.enforce(
-        || "x*inv",
-        |lc| lc + &x.lc,
-        |lc| lc + &inv.lc,
-        |lc| lc + one() - flag.get_variable(),
-    );
+    cs.enforce(|| "x*inv", |lc| lc + &x.lc, |lc| lc + &inv.lc, |lc| lc + one() - flag.get_variable());
     // x * flag = 0: forces flag = 0 unless x == 0; with the first, flag = 1 when x == 0.
-    cs.enforce(
-        || "x*flag",
-        |lc| lc + &x.lc,
-        |lc| lc + flag.get_variable(),
-        |lc| lc,
-    );
+    cs.enforce(|| "x*flag", |lc| lc + &x.lc, |lc| lc + flag.get_variable(), |lc| lc);
     Ok(Boolean::from(flag))
 }
 
@@ -264,10 +190,7 @@ pub fn select<CS: ConstraintSystem<Fr>>(
 
 /// AND of many booleans as one allocated bit: the sum of their negations is
 /// zero iff all are true (is_zero, two constraints regardless of count).
-pub fn all<CS: ConstraintSystem<Fr>>(
-    mut cs: CS,
-    bits: &[Boolean],
-) -> Result<Boolean, SynthesisError> {
+pub fn all<CS: ConstraintSystem<Fr>>(mut cs: CS, bits: &[Boolean]) -> Result<Boolean, SynthesisError> {
     let mut sum = Expr::zero();
     for b in bits {
         sum = sum.add(&bool_expr(&b.not()));

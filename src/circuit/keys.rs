@@ -26,7 +26,7 @@ use groth16::{Parameters, PreparedVerifyingKey, VerifyingKey};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::circuit::BatchCircuit;
+use super::batch_circuit::BatchCircuit;
 use super::{Shape, CIRCUIT_VERSION};
 use crate::prover::encoding::{self, EncodingError};
 
@@ -142,7 +142,8 @@ impl Keys {
             vk: format!("0x{}", hex::encode(encoding::vk_to_bytes(&self.params.vk)?)),
         };
         let tmp = vk_file.with_extension("json.tmp");
-        let text = serde_json::to_string_pretty(&json).map_err(|e| KeyError::Json { path: tmp.clone(), msg: e.to_string() })?;
+        let text = serde_json::to_string_pretty(&json)
+            .map_err(|e| KeyError::Json { path: tmp.clone(), msg: e.to_string() })?;
         fs::write(&tmp, text + "\n").map_err(io(&tmp))?;
         fs::rename(&tmp, &vk_file).map_err(io(&vk_file))?;
         Ok((params_file, vk_file))
@@ -179,7 +180,8 @@ impl Keys {
     pub fn load_or_setup<R: Rng>(dir: &Path, shape: Shape, rng: &mut R) -> Result<Keys, KeyError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
         let lock_path = dir.join(format!(".groth16-k{}-d{}.lock", shape.k, shape.d));
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io(&lock_path))?;
+        let lock =
+            OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io(&lock_path))?;
         lock.lock().map_err(io(&lock_path))?;
         let result = if params_path(dir, shape).exists() {
             Keys::load(dir, shape)
@@ -198,7 +200,8 @@ impl VerifierKey {
     pub fn load(dir: &Path, shape: Shape) -> Result<VerifierKey, KeyError> {
         let path = vk_path(dir, shape);
         let text = fs::read_to_string(&path).map_err(io(&path))?;
-        let file: VkFile = serde_json::from_str(&text).map_err(|e| KeyError::Json { path: path.clone(), msg: e.to_string() })?;
+        let file: VkFile =
+            serde_json::from_str(&text).map_err(|e| KeyError::Json { path: path.clone(), msg: e.to_string() })?;
         VerifierKey::from_file(&path, shape, &file)
     }
 
@@ -216,7 +219,11 @@ impl VerifierKey {
         let vk_hash = encoding::vk_hash(&vk)?;
         let declared = file.vk_hash.trim_start_matches("0x").to_lowercase();
         if hex::encode(vk_hash) != declared {
-            return Err(KeyError::VkHash { path, header: file.vk_hash.clone(), actual: format!("0x{}", hex::encode(vk_hash)) });
+            return Err(KeyError::VkHash {
+                path,
+                header: file.vk_hash.clone(),
+                actual: format!("0x{}", hex::encode(vk_hash)),
+            });
         }
         Ok(VerifierKey { shape, pvk: groth16::prepare_verifying_key(&vk), vk, vk_hash })
     }
@@ -331,7 +338,10 @@ mod tests {
         let other = Shape { k: 1, d: 4 };
         copy_params_to(dir.path(), other);
         let err = Keys::load(dir.path(), other).err().unwrap();
-        assert!(matches!(err, KeyError::ShapeMismatch { found, want, .. } if found == Shape::TEST && want == other), "{err}");
+        assert!(
+            matches!(err, KeyError::ShapeMismatch { found, want, .. } if found == Shape::TEST && want == other),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! its own Groth16 keys.
 
 pub mod batch;
-pub mod circuit;
+pub mod batch_circuit;
 pub mod executor;
 pub mod gadgets;
 pub mod keys;
@@ -20,8 +20,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use batch::{Transfer, TRANSFER_BYTES};
+pub use batch_circuit::BatchCircuit;
 pub use bls12_381::Scalar as Fr;
-pub use circuit::BatchCircuit;
 pub use executor::{apply_batch, BatchWitness, TransferOutcome, TransferWitness};
 pub use public::PublicInputs;
 pub use tree::{Account, StateTree};
@@ -112,9 +112,6 @@ mod tests {
         assert_eq!("4".parse::<Shape>(), Err(ShapeError::Syntax("4".into())));
         assert_eq!("0,8".parse::<Shape>(), Err(ShapeError::Transfers(0)));
         assert_eq!("4,33".parse::<Shape>(), Err(ShapeError::Depth(33)));
-        assert_eq!(
-            Shape { k: 4, d: 8 }.to_string().parse::<Shape>(),
-            Ok(Shape { k: 4, d: 8 })
-        );
+        assert_eq!(Shape { k: 4, d: 8 }.to_string().parse::<Shape>(), Ok(Shape { k: 4, d: 8 }));
     }
 }

@@ -63,8 +63,7 @@ pub const FULL_ROUNDS: usize = 8;
 pub const PARTIAL_ROUNDS: usize = 57;
 
 /// Constraints spent by one [`permute_gadget`] (and one [`hash2_gadget`]).
-pub const PERMUTATION_CONSTRAINTS: usize =
-    (FULL_ROUNDS * WIDTH + PARTIAL_ROUNDS) * SBOX_CONSTRAINTS;
+pub const PERMUTATION_CONSTRAINTS: usize = (FULL_ROUNDS * WIDTH + PARTIAL_ROUNDS) * SBOX_CONSTRAINTS;
 
 /// Capacity value of [`hash2`]: `2 * 2^64`, the paper's fixed-input-length tag
 /// for two inputs and one output.
@@ -136,11 +135,7 @@ pub fn permute_gadget<CS: ConstraintSystem<Fr>>(
 }
 
 /// [`hash2`] as constraints ([`PERMUTATION_CONSTRAINTS`] of them).
-pub fn hash2_gadget<CS: ConstraintSystem<Fr>>(
-    cs: CS,
-    a: &Expr,
-    b: &Expr,
-) -> Result<Expr, SynthesisError> {
+pub fn hash2_gadget<CS: ConstraintSystem<Fr>>(cs: CS, a: &Expr, b: &Expr) -> Result<Expr, SynthesisError> {
     let [_, out, _] = permute_gadget(cs, [Expr::constant(HASH2_DOMAIN_TAG), a.clone(), b.clone()])?;
     Ok(out)
 }
@@ -184,14 +179,10 @@ fn mds_gadget(mds: &[[Fr; WIDTH]; WIDTH], state: &[Expr; WIDTH]) -> [Expr; WIDTH
 
 fn generate_constants() -> PoseidonConstants {
     let mut grain = Grain::new();
-    let round_constants = (0..FULL_ROUNDS + PARTIAL_ROUNDS)
-        .map(|_| std::array::from_fn(|_| grain.field_element_rejected()))
-        .collect();
+    let round_constants =
+        (0..FULL_ROUNDS + PARTIAL_ROUNDS).map(|_| std::array::from_fn(|_| grain.field_element_rejected())).collect();
     let mds = cauchy_mds(&mut grain);
-    PoseidonConstants {
-        round_constants,
-        mds,
-    }
+    PoseidonConstants { round_constants, mds }
 }
 
 /// The script draws the matrix from the same stream, right after the round
@@ -220,10 +211,7 @@ fn cauchy_mds(grain: &mut Grain) -> [[Fr; WIDTH]; WIDTH] {
 }
 
 fn all_distinct(points: &[Fr]) -> bool {
-    points
-        .iter()
-        .enumerate()
-        .all(|(i, p)| points[i + 1..].iter().all(|q| p != q))
+    points.iter().enumerate().all(|(i, p)| points[i + 1..].iter().all(|q| p != q))
 }
 
 /// The reference's self-shrinking Grain LFSR. Bit `k` of `state` is element `k`
@@ -238,14 +226,8 @@ impl Grain {
     fn new() -> Self {
         // (value, width) fields of the seed, most significant bit first:
         // field type (1 = prime field), S-box (0 = x^alpha), n, t, R_F, R_P.
-        let fields: [(usize, usize); 6] = [
-            (1, 2),
-            (0, 4),
-            (FIELD_BITS, 12),
-            (WIDTH, 12),
-            (FULL_ROUNDS, 10),
-            (PARTIAL_ROUNDS, 10),
-        ];
+        let fields: [(usize, usize); 6] =
+            [(1, 2), (0, 4), (FIELD_BITS, 12), (WIDTH, 12), (FULL_ROUNDS, 10), (PARTIAL_ROUNDS, 10)];
         let mut state = 0u128;
         let mut pos = 0;
         for (value, width) in fields {
@@ -325,25 +307,19 @@ mod tests {
 
     /// Big-endian hex, as the reference prints field elements.
     fn fr(hex_be: &str) -> Fr {
-        let mut bytes: [u8; 32] = hex::decode(hex_be.trim_start_matches("0x"))
-            .unwrap()
-            .try_into()
-            .unwrap();
+        let mut bytes: [u8; 32] = hex::decode(hex_be.trim_start_matches("0x")).unwrap().try_into().unwrap();
         bytes.reverse();
         Option::from(Fr::from_bytes(&bytes)).unwrap()
     }
 
     fn alloc_inputs(cs: &mut TestConstraintSystem<Fr>, values: [Fr; WIDTH]) -> [Expr; WIDTH] {
-        std::array::from_fn(|i| {
-            Expr::alloc(cs.namespace(|| format!("in {i}")), "in", || Ok(values[i])).unwrap()
-        })
+        std::array::from_fn(|i| Expr::alloc(cs.namespace(|| format!("in {i}")), "in", || Ok(values[i])).unwrap())
     }
 
     /// Forces `e` to equal `v` through a fresh witness, so a satisfied system
     /// proves the combination itself (not only its carried value) equals `v`.
     fn enforce_value(cs: &mut TestConstraintSystem<Fr>, name: &str, e: &Expr, v: Fr) {
-        let expected =
-            Expr::alloc(cs.namespace(|| format!("{name} expected")), "v", || Ok(v)).unwrap();
+        let expected = Expr::alloc(cs.namespace(|| format!("{name} expected")), "v", || Ok(v)).unwrap();
         e.enforce_equal(cs.namespace(|| format!("{name} check")), &expected);
     }
 
@@ -368,19 +344,10 @@ mod tests {
         // Values the reference implementation lists for poseidonperm_x5_255_3.
         let c = constants();
         assert_eq!(c.round_constants.len(), FULL_ROUNDS + PARTIAL_ROUNDS);
-        assert_eq!(
-            c.round_constants[0][0],
-            fr("0x6c4ffa723eaf1a7bf74905cc7dae4ca9ff4a2c3bc81d42e09540d1f250910880")
-        );
-        assert_eq!(
-            c.round_constants[0][1],
-            fr("0x54dd837eccf180c92c2f53a3476e45a156ab69a403b6b9fdfd8dd970fddcdd9a")
-        );
+        assert_eq!(c.round_constants[0][0], fr("0x6c4ffa723eaf1a7bf74905cc7dae4ca9ff4a2c3bc81d42e09540d1f250910880"));
+        assert_eq!(c.round_constants[0][1], fr("0x54dd837eccf180c92c2f53a3476e45a156ab69a403b6b9fdfd8dd970fddcdd9a"));
         let last = c.round_constants.last().unwrap();
-        assert_eq!(
-            last[2],
-            fr("0x57b33094aeff828377897b56e1c432978d07c668ef25a36bc5e2e835aaeff725")
-        );
+        assert_eq!(last[2], fr("0x57b33094aeff828377897b56e1c432978d07c668ef25a36bc5e2e835aaeff725"));
         let mds = [
             [
                 "0x3d955d6c02fe4d7cb500e12f2b55eff668a7b4386bd27413766713c93f2acfcd",
@@ -434,11 +401,7 @@ mod tests {
                 assert_eq!(o.value, Some(e));
                 enforce_value(&mut cs, &format!("out {i}"), o, e);
             }
-            assert!(
-                cs.is_satisfied(),
-                "unsatisfied: {:?}",
-                cs.which_is_unsatisfied()
-            );
+            assert!(cs.is_satisfied(), "unsatisfied: {:?}", cs.which_is_unsatisfied());
         }
     }
 
@@ -451,11 +414,7 @@ mod tests {
         let out = hash2_gadget(cs.namespace(|| "hash"), &ea, &eb).unwrap();
         assert_eq!(out.value, Some(hash2(a, b)));
         enforce_value(&mut cs, "digest", &out, hash2(a, b));
-        assert!(
-            cs.is_satisfied(),
-            "unsatisfied: {:?}",
-            cs.which_is_unsatisfied()
-        );
+        assert!(cs.is_satisfied(), "unsatisfied: {:?}", cs.which_is_unsatisfied());
     }
 
     #[test]
@@ -475,18 +434,9 @@ mod tests {
     #[test]
     fn tampered_sbox_output_is_rejected() {
         for (var, constraint) in [
-            (
-                "perm/round 0/sbox 1/x^5/prod/prod",
-                "perm/round 0/sbox 1/x^5/mul",
-            ),
-            (
-                "perm/round 30/sbox 0/x^2/prod/prod",
-                "perm/round 30/sbox 0/x^2/mul",
-            ),
-            (
-                "perm/round 64/sbox 2/x^4/prod/prod",
-                "perm/round 64/sbox 2/x^4/mul",
-            ),
+            ("perm/round 0/sbox 1/x^5/prod/prod", "perm/round 0/sbox 1/x^5/mul"),
+            ("perm/round 30/sbox 0/x^2/prod/prod", "perm/round 30/sbox 0/x^2/mul"),
+            ("perm/round 64/sbox 2/x^4/prod/prod", "perm/round 64/sbox 2/x^4/mul"),
         ] {
             let mut cs = TestConstraintSystem::<Fr>::new();
             let state = alloc_inputs(&mut cs, [Fr::from(0), Fr::from(1), Fr::from(2)]);
@@ -535,11 +485,7 @@ mod tests {
             LB: FnOnce(LinearCombination<Fr>) -> LinearCombination<Fr>,
             LC: FnOnce(LinearCombination<Fr>) -> LinearCombination<Fr>,
         {
-            let _ = (
-                a(LinearCombination::zero()),
-                b(LinearCombination::zero()),
-                c(LinearCombination::zero()),
-            );
+            let _ = (a(LinearCombination::zero()), b(LinearCombination::zero()), c(LinearCombination::zero()));
             self.constraints += 1;
         }
 
@@ -559,10 +505,7 @@ mod tests {
 
     #[test]
     fn synthesizes_without_values() {
-        let mut cs = ShapeOnly {
-            aux: 0,
-            constraints: 0,
-        };
+        let mut cs = ShapeOnly { aux: 0, constraints: 0 };
         let a = Expr::alloc(&mut cs, "a", || Err(SynthesisError::AssignmentMissing)).unwrap();
         let b = Expr::alloc(&mut cs, "b", || Err(SynthesisError::AssignmentMissing)).unwrap();
         assert!(a.value.is_none());

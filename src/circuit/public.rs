@@ -75,10 +75,7 @@ pub fn data_hash(batch: &[u8]) -> (Fr, Fr) {
     let mut lo = [0u8; 32];
     hi[16..].copy_from_slice(&digest[..16]);
     lo[16..].copy_from_slice(&digest[16..]);
-    (
-        fr_from_be(&hi).expect("128 bits fit the field"),
-        fr_from_be(&lo).expect("128 bits fit the field"),
-    )
+    (fr_from_be(&hi).expect("128 bits fit the field"), fr_from_be(&lo).expect("128 bits fit the field"))
 }
 
 pub fn fr_to_be(f: &Fr) -> [u8; 32] {
@@ -101,11 +98,8 @@ pub fn fr_to_hex(f: &Fr) -> String {
 pub fn fr_from_hex(s: &str) -> Result<Fr, String> {
     let raw = s.strip_prefix("0x").unwrap_or(s);
     let bytes = hex::decode(raw).map_err(|e| format!("field element {s:?}: {e}"))?;
-    let arr: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| format!("field element {s:?}: expected 32 bytes of hex"))?;
-    fr_from_be(&arr)
-        .ok_or_else(|| format!("field element {s:?} is not below the BLS12-381 scalar modulus"))
+    let arr: [u8; 32] = bytes.try_into().map_err(|_| format!("field element {s:?}: expected 32 bytes of hex"))?;
+    fr_from_be(&arr).ok_or_else(|| format!("field element {s:?} is not below the BLS12-381 scalar modulus"))
 }
 
 /// serde adapter: field elements as 0x-prefixed 32-byte big-endian hex.
@@ -134,9 +128,7 @@ pub mod fr_hex_vec {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Fr>, D::Error> {
         let v = Vec::<String>::deserialize(d)?;
-        v.iter()
-            .map(|s| fr_from_hex(s).map_err(serde::de::Error::custom))
-            .collect()
+        v.iter().map(|s| fr_from_hex(s).map_err(serde::de::Error::custom)).collect()
     }
 }
 
@@ -150,28 +142,16 @@ mod tests {
         assert_eq!(fr_from_be(&fr_to_be(&f)), Some(f));
         assert_eq!(fr_to_be(&f)[28..], [0x12, 0x34, 0x56, 0x78]);
         assert_eq!(fr_from_be(&[0xff; 32]), None);
-        assert!(
-            fr_from_hex("0x73eda753299d7d483339d80809a1d80553bda402fffe5bfeffffffff00000001")
-                .is_err()
-        );
-        assert!(
-            fr_from_hex("0x73eda753299d7d483339d80809a1d80553bda402fffe5bfeffffffff00000000")
-                .is_ok()
-        );
+        assert!(fr_from_hex("0x73eda753299d7d483339d80809a1d80553bda402fffe5bfeffffffff00000001").is_err());
+        assert!(fr_from_hex("0x73eda753299d7d483339d80809a1d80553bda402fffe5bfeffffffff00000000").is_ok());
     }
 
     #[test]
     fn data_hash_splits_sha256() {
         let (hi, lo) = data_hash(b"abc");
         // sha256("abc") = ba7816bf8f01cfea414140de5dae2223 b00361a396177a9cb410ff61f20015ad
-        assert_eq!(
-            fr_to_hex(&hi),
-            format!("0x{}ba7816bf8f01cfea414140de5dae2223", "0".repeat(32))
-        );
-        assert_eq!(
-            fr_to_hex(&lo),
-            format!("0x{}b00361a396177a9cb410ff61f20015ad", "0".repeat(32))
-        );
+        assert_eq!(fr_to_hex(&hi), format!("0x{}ba7816bf8f01cfea414140de5dae2223", "0".repeat(32)));
+        assert_eq!(fr_to_hex(&lo), format!("0x{}b00361a396177a9cb410ff61f20015ad", "0".repeat(32)));
     }
 
     #[test]

@@ -30,17 +30,8 @@ pub fn random_transfers<R: Rng>(
             to = (from + 1) % accounts;
         }
         let sender = shadow.get(from as u64);
-        let amount = if sender.balance == 0 {
-            1
-        } else {
-            rng.random_range(1..=sender.balance.min(1_000))
-        };
-        let mut t = Transfer {
-            from,
-            to,
-            amount,
-            nonce: sender.nonce as u32,
-        };
+        let amount = if sender.balance == 0 { 1 } else { rng.random_range(1..=sender.balance.min(1_000)) };
+        let mut t = Transfer { from, to, amount, nonce: sender.nonce as u32 };
         if rng.random_bool(invalid_ratio.clamp(0.0, 1.0)) {
             match rng.random_range(0..6) {
                 0 if shape.d < 32 => t.from = (cap as u32).saturating_add(rng.random_range(0..3)),
@@ -53,24 +44,10 @@ pub fn random_transfers<R: Rng>(
             }
         }
         let receiver = shadow.get(to as u64);
-        if super::executor::classify(shape.d, &t, &sender, &receiver)
-            == super::TransferOutcome::Applied
-        {
-            shadow.set(
-                t.from as u64,
-                super::Account {
-                    balance: sender.balance - t.amount,
-                    nonce: sender.nonce + 1,
-                },
-            );
+        if super::executor::classify(shape.d, &t, &sender, &receiver) == super::TransferOutcome::Applied {
+            shadow.set(t.from as u64, super::Account { balance: sender.balance - t.amount, nonce: sender.nonce + 1 });
             let r = shadow.get(t.to as u64);
-            shadow.set(
-                t.to as u64,
-                super::Account {
-                    balance: r.balance + t.amount,
-                    nonce: r.nonce,
-                },
-            );
+            shadow.set(t.to as u64, super::Account { balance: r.balance + t.amount, nonce: r.nonce });
         }
         out.push(t);
     }

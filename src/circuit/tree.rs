@@ -58,12 +58,7 @@ pub struct StateTree {
 
 impl StateTree {
     pub fn new(depth: usize) -> Self {
-        StateTree {
-            depth,
-            accounts: BTreeMap::new(),
-            nodes: HashMap::new(),
-            empty: empty_roots(depth),
-        }
+        StateTree { depth, accounts: BTreeMap::new(), nodes: HashMap::new(), empty: empty_roots(depth) }
     }
 
     pub fn with_accounts(depth: usize, accounts: impl IntoIterator<Item = (u64, Account)>) -> Self {
@@ -96,30 +91,17 @@ impl StateTree {
     }
 
     fn node(&self, height: usize, index: u64) -> Fr {
-        self.nodes
-            .get(&(height, index))
-            .copied()
-            .unwrap_or(self.empty[height])
+        self.nodes.get(&(height, index)).copied().unwrap_or(self.empty[height])
     }
 
     /// Sibling hashes from the leaf level up to just below the root.
     pub fn siblings(&self, index: u64) -> Vec<Fr> {
-        assert!(
-            index < self.capacity(),
-            "account index {index} outside a depth-{} tree",
-            self.depth
-        );
-        (0..self.depth)
-            .map(|h| self.node(h, (index >> h) ^ 1))
-            .collect()
+        assert!(index < self.capacity(), "account index {index} outside a depth-{} tree", self.depth);
+        (0..self.depth).map(|h| self.node(h, (index >> h) ^ 1)).collect()
     }
 
     pub fn set(&mut self, index: u64, account: Account) {
-        assert!(
-            index < self.capacity(),
-            "account index {index} outside a depth-{} tree",
-            self.depth
-        );
+        assert!(index < self.capacity(), "account index {index} outside a depth-{} tree", self.depth);
         if account.is_empty() {
             self.accounts.remove(&index);
         } else {
@@ -137,11 +119,7 @@ impl StateTree {
                 break;
             }
             let sib = self.node(h, idx ^ 1);
-            cur = if idx & 1 == 0 {
-                hash2(cur, sib)
-            } else {
-                hash2(sib, cur)
-            };
+            cur = if idx & 1 == 0 { hash2(cur, sib) } else { hash2(sib, cur) };
             idx >>= 1;
         }
     }
@@ -152,11 +130,7 @@ impl StateTree {
 pub fn root_from_path(leaf: Fr, index: u64, siblings: &[Fr]) -> Fr {
     let mut cur = leaf;
     for (h, sib) in siblings.iter().enumerate() {
-        cur = if (index >> h) & 1 == 0 {
-            hash2(cur, *sib)
-        } else {
-            hash2(*sib, cur)
-        };
+        cur = if (index >> h) & 1 == 0 { hash2(cur, *sib) } else { hash2(*sib, cur) };
     }
     cur
 }
@@ -174,33 +148,11 @@ mod tests {
     #[test]
     fn paths_match_root_and_clearing_restores_empty() {
         let mut t = StateTree::new(5);
-        t.set(
-            3,
-            Account {
-                balance: 10,
-                nonce: 0,
-            },
-        );
-        t.set(
-            17,
-            Account {
-                balance: 5,
-                nonce: 2,
-            },
-        );
-        t.set(
-            31,
-            Account {
-                balance: 1,
-                nonce: 1,
-            },
-        );
+        t.set(3, Account { balance: 10, nonce: 0 });
+        t.set(17, Account { balance: 5, nonce: 2 });
+        t.set(31, Account { balance: 1, nonce: 1 });
         for i in [0u64, 3, 17, 30, 31] {
-            assert_eq!(
-                root_from_path(t.get(i).leaf(), i, &t.siblings(i)),
-                t.root(),
-                "index {i}"
-            );
+            assert_eq!(root_from_path(t.get(i).leaf(), i, &t.siblings(i)), t.root(), "index {i}");
         }
         for i in [3u64, 17, 31] {
             t.set(i, Account::default());
@@ -211,14 +163,8 @@ mod tests {
 
     #[test]
     fn packing_is_injective_on_range() {
-        let a = Account {
-            balance: u64::MAX,
-            nonce: 0,
-        };
-        let b = Account {
-            balance: 0,
-            nonce: 1,
-        };
+        let a = Account { balance: u64::MAX, nonce: 0 };
+        let b = Account { balance: 0, nonce: 1 };
         assert_ne!(a.leaf(), b.leaf());
         assert_eq!(b.leaf(), two_pow_64());
     }

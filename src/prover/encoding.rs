@@ -11,8 +11,8 @@
 //! Decoding checks that coordinates are canonical, points are on the curve
 //! and in the prime-order subgroup.
 
-use groth16::{Proof, VerifyingKey};
 use bls12_381::{Bls12, G1Affine, G2Affine};
+use groth16::{Proof, VerifyingKey};
 use sha3::{Digest, Keccak256};
 
 use crate::circuit::public::NUM_PUBLIC_INPUTS;
@@ -138,8 +138,8 @@ pub fn vk_hash(vk: &VerifyingKey<Bls12>) -> Result<[u8; 32], EncodingError> {
 mod tests {
     use super::*;
     use group::{Curve, Group};
-    use rand::SeedableRng;
     use rand::rngs::ChaCha20Rng;
+    use rand::SeedableRng;
 
     #[test]
     fn points_roundtrip_and_identity_is_zeros() {

@@ -33,7 +33,10 @@ impl ProverBackend for Groth16Backend {
     }
 
     fn shapes(&self) -> Vec<ShapeKey> {
-        self.keys.values().map(|k| ShapeKey { shape: k.shape, vk_hash: format!("0x{}", hex::encode(k.vk_hash)) }).collect()
+        self.keys
+            .values()
+            .map(|k| ShapeKey { shape: k.shape, vk_hash: format!("0x{}", hex::encode(k.vk_hash)) })
+            .collect()
     }
 
     fn prove(&self, req: &ProofRequest) -> Result<ProofOutput, ProverError> {
@@ -134,8 +137,14 @@ mod tests {
         swapped[384..].copy_from_slice(&out.proof[..128]);
         assert!(matches!(verifier.verify(Shape::TEST, &swapped, &out.public), Err(ProverError::Invalid(_))));
         // Garbage bytes are a decoding error, not a panic.
-        assert!(matches!(verifier.verify(Shape::TEST, &[1u8; PROOF_BYTES], &out.public), Err(ProverError::Encoding(_))));
-        assert!(matches!(verifier.verify(Shape { k: 9, d: 9 }, &out.proof, &out.public), Err(ProverError::UnknownShape(_))));
+        assert!(matches!(
+            verifier.verify(Shape::TEST, &[1u8; PROOF_BYTES], &out.public),
+            Err(ProverError::Encoding(_))
+        ));
+        assert!(matches!(
+            verifier.verify(Shape { k: 9, d: 9 }, &out.proof, &out.public),
+            Err(ProverError::UnknownShape(_))
+        ));
     }
 
     #[test]

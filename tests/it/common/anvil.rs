@@ -12,7 +12,8 @@ pub fn anvil_path() -> PathBuf {
     if let Some(p) = std::env::var_os("ANVIL") {
         return PathBuf::from(p);
     }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/evm/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tools/evm/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
     assert!(p.exists(), "anvil not found at {}: run `make tools` (or set ANVIL)", p.display());
     p
 }

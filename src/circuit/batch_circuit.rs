@@ -31,11 +31,7 @@ pub struct BatchCircuit {
 
 impl BatchCircuit {
     pub fn blank(shape: Shape) -> Self {
-        BatchCircuit {
-            shape,
-            witness: None,
-            public: None,
-        }
+        BatchCircuit { shape, witness: None, public: None }
     }
 
     fn check_witness(&self) -> Result<(), SynthesisError> {
@@ -43,15 +39,8 @@ impl BatchCircuit {
             return Ok(());
         };
         let shape = self.shape;
-        let paths_ok = w
-            .transfers
-            .iter()
-            .all(|t| t.sender_path.len() == shape.d && t.receiver_path.len() == shape.d);
-        if w.shape != shape
-            || w.batch.len() != shape.batch_bytes()
-            || w.transfers.len() != shape.k
-            || !paths_ok
-        {
+        let paths_ok = w.transfers.iter().all(|t| t.sender_path.len() == shape.d && t.receiver_path.len() == shape.d);
+        if w.shape != shape || w.batch.len() != shape.batch_bytes() || w.transfers.len() != shape.k || !paths_ok {
             return Err(SynthesisError::Unsatisfiable);
         }
         Ok(())
@@ -85,8 +74,7 @@ impl Circuit<Fr> for BatchCircuit {
         for i in 0..shape.batch_bytes() {
             for b in (0..8).rev() {
                 let value = bytes.map(|by| (by[i] >> b) & 1 == 1);
-                let bit =
-                    AllocatedBit::alloc(cs.namespace(|| format!("batch bit {i}.{b}")), value)?;
+                let bit = AllocatedBit::alloc(cs.namespace(|| format!("batch bit {i}.{b}")), value)?;
                 bits.push(Boolean::from(bit));
             }
         }
@@ -98,13 +86,7 @@ impl Circuit<Fr> for BatchCircuit {
         for j in 0..shape.k {
             let rec = &bits[j * TRANSFER_BYTES * 8..(j + 1) * TRANSFER_BYTES * 8];
             let tw = self.witness.as_ref().map(|w| &w.transfers[j]);
-            root = transfer(
-                cs.namespace(|| format!("transfer {j}")),
-                shape.d,
-                &root,
-                rec,
-                tw,
-            )?;
+            root = transfer(cs.namespace(|| format!("transfer {j}")), shape.d, &root, rec, tw)?;
         }
         root.enforce_equal(cs.namespace(|| "bind new_root"), &new_root);
         Ok(())
@@ -140,34 +122,16 @@ fn transfer<CS: ConstraintSystem<Fr>>(
     let zero_amount = is_zero(cs.namespace(|| "zero amount"), &amount)?;
 
     let two64 = two_pow_64();
-    let wit =
-        |f: fn(&TransferWitness) -> Fr| move || w.map(f).ok_or(SynthesisError::AssignmentMissing);
+    let wit = |f: fn(&TransferWitness) -> Fr| move || w.map(f).ok_or(SynthesisError::AssignmentMissing);
 
     // Sender: open, check.
-    let s_bal = Expr::alloc(
-        cs.namespace(|| "sender balance"),
-        "v",
-        wit(|t| Fr::from(t.sender.balance)),
-    )?;
-    let s_nonce = Expr::alloc(
-        cs.namespace(|| "sender nonce"),
-        "v",
-        wit(|t| Fr::from(t.sender.nonce)),
-    )?;
+    let s_bal = Expr::alloc(cs.namespace(|| "sender balance"), "v", wit(|t| Fr::from(t.sender.balance)))?;
+    let s_nonce = Expr::alloc(cs.namespace(|| "sender nonce"), "v", wit(|t| Fr::from(t.sender.nonce)))?;
     // The 64-bit range makes balance + 2^64·nonce an injective packing.
     to_bits_le(cs.namespace(|| "sender balance range"), &s_bal, 64)?;
     let s_leaf = s_bal.add(&s_nonce.scale(two64));
-    let s_sibs = alloc_path(
-        cs.namespace(|| "sender siblings"),
-        depth,
-        w.map(|t| t.sender_path.as_slice()),
-    )?;
-    let s_root = root_from(
-        cs.namespace(|| "sender old path"),
-        &s_leaf,
-        &from_path,
-        &s_sibs,
-    )?;
+    let s_sibs = alloc_path(cs.namespace(|| "sender siblings"), depth, w.map(|t| t.sender_path.as_slice()))?;
+    let s_root = root_from(cs.namespace(|| "sender old path"), &s_leaf, &from_path, &s_sibs)?;
     s_root.enforce_equal(cs.namespace(|| "sender in tree"), root);
     let nonce_ok = is_zero(cs.namespace(|| "nonce matches"), &s_nonce.sub(&tx_nonce))?;
     // balance - amount + 2^64 has bit 64 set iff balance >= amount.
@@ -176,71 +140,30 @@ fn transfer<CS: ConstraintSystem<Fr>>(
     let sufficient = diff_bits[64].clone();
 
     // Receiver: open against the tree as the sender's update leaves it.
-    let r_bal = Expr::alloc(
-        cs.namespace(|| "receiver balance"),
-        "v",
-        wit(|t| Fr::from(t.receiver.balance)),
-    )?;
-    let r_nonce = Expr::alloc(
-        cs.namespace(|| "receiver nonce"),
-        "v",
-        wit(|t| Fr::from(t.receiver.nonce)),
-    )?;
+    let r_bal = Expr::alloc(cs.namespace(|| "receiver balance"), "v", wit(|t| Fr::from(t.receiver.balance)))?;
+    let r_nonce = Expr::alloc(cs.namespace(|| "receiver nonce"), "v", wit(|t| Fr::from(t.receiver.nonce)))?;
     to_bits_le(cs.namespace(|| "receiver balance range"), &r_bal, 64)?;
     let r_leaf = r_bal.add(&r_nonce.scale(two64));
-    let sum_bits = to_bits_le(
-        cs.namespace(|| "receiver no overflow"),
-        &r_bal.add(&amount),
-        65,
-    )?;
+    let sum_bits = to_bits_le(cs.namespace(|| "receiver no overflow"), &r_bal.add(&amount), 65)?;
     let overflow = sum_bits[64].clone();
 
     let valid = all(
         cs.namespace(|| "valid"),
-        &[
-            in_range,
-            same.not(),
-            zero_amount.not(),
-            nonce_ok,
-            sufficient,
-            overflow.not(),
-        ],
+        &[in_range, same.not(), zero_amount.not(), nonce_ok, sufficient, overflow.not()],
     )?;
     let valid = bool_expr(&valid);
 
     // Debit: balance - amount, nonce + 1, i.e. leaf + 2^64 - amount.
-    let debit = valid.mul(
-        cs.namespace(|| "debit"),
-        &Expr::constant(two64).sub(&amount),
-    )?;
+    let debit = valid.mul(cs.namespace(|| "debit"), &Expr::constant(two64).sub(&amount))?;
     let s_new_leaf = s_leaf.add(&debit);
-    let mid_root = root_from(
-        cs.namespace(|| "sender new path"),
-        &s_new_leaf,
-        &from_path,
-        &s_sibs,
-    )?;
+    let mid_root = root_from(cs.namespace(|| "sender new path"), &s_new_leaf, &from_path, &s_sibs)?;
 
-    let r_sibs = alloc_path(
-        cs.namespace(|| "receiver siblings"),
-        depth,
-        w.map(|t| t.receiver_path.as_slice()),
-    )?;
-    let r_root = root_from(
-        cs.namespace(|| "receiver old path"),
-        &r_leaf,
-        &to_path,
-        &r_sibs,
-    )?;
+    let r_sibs = alloc_path(cs.namespace(|| "receiver siblings"), depth, w.map(|t| t.receiver_path.as_slice()))?;
+    let r_root = root_from(cs.namespace(|| "receiver old path"), &r_leaf, &to_path, &r_sibs)?;
     r_root.enforce_equal(cs.namespace(|| "receiver in tree"), &mid_root);
     let credit = valid.mul(cs.namespace(|| "credit"), &amount)?;
     let r_new_leaf = r_leaf.add(&credit);
-    root_from(
-        cs.namespace(|| "receiver new path"),
-        &r_new_leaf,
-        &to_path,
-        &r_sibs,
-    )
+    root_from(cs.namespace(|| "receiver new path"), &r_new_leaf, &to_path, &r_sibs)
 }
 
 fn alloc_path<CS: ConstraintSystem<Fr>>(
@@ -295,9 +218,7 @@ impl ConstraintSystem<Fr> for ConstraintCount {
         AR: Into<String>,
     {
         self.aux += 1;
-        Ok(bellman::Variable::new_unchecked(bellman::Index::Aux(
-            self.aux - 1,
-        )))
+        Ok(bellman::Variable::new_unchecked(bellman::Index::Aux(self.aux - 1)))
     }
 
     fn alloc_input<F, A, AR>(&mut self, _: A, _: F) -> Result<bellman::Variable, SynthesisError>
@@ -307,9 +228,7 @@ impl ConstraintSystem<Fr> for ConstraintCount {
         AR: Into<String>,
     {
         self.inputs += 1;
-        Ok(bellman::Variable::new_unchecked(bellman::Index::Input(
-            self.inputs,
-        )))
+        Ok(bellman::Variable::new_unchecked(bellman::Index::Input(self.inputs)))
     }
 
     fn enforce<A, AR, LA, LB, LC>(&mut self, _: A, _: LA, _: LB, _: LC)
@@ -356,27 +275,16 @@ mod tests {
     use crate::circuit::{Transfer, TransferOutcome};
     use bellman::gadgets::test::TestConstraintSystem;
     use ff::Field;
-    use rand::SeedableRng;
     use rand::rngs::ChaCha20Rng;
+    use rand::SeedableRng;
 
     const SHAPE: Shape = Shape { k: 3, d: 4 };
 
     fn genesis() -> StateTree {
         StateTree::with_accounts(
             SHAPE.d,
-            (0..6u64).map(|i| {
-                (
-                    i,
-                    Account {
-                        balance: if i == 5 {
-                            u64::MAX - 3
-                        } else {
-                            1_000 * (i + 1)
-                        },
-                        nonce: i % 2,
-                    },
-                )
-            }),
+            (0..6u64)
+                .map(|i| (i, Account { balance: if i == 5 { u64::MAX - 3 } else { 1_000 * (i + 1) }, nonce: i % 2 })),
         )
     }
 
@@ -395,13 +303,7 @@ mod tests {
 
     fn check(w: &BatchWitness, public: PublicInputs) -> TestConstraintSystem<Fr> {
         let mut cs = TestConstraintSystem::new();
-        BatchCircuit {
-            shape: w.shape,
-            witness: Some(w.clone()),
-            public: Some(public),
-        }
-        .synthesize(&mut cs)
-        .unwrap();
+        BatchCircuit { shape: w.shape, witness: Some(w.clone()), public: Some(public) }.synthesize(&mut cs).unwrap();
         cs
     }
 
@@ -417,147 +319,45 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for round in 0..12 {
             let ts = random_transfers(&mut rng, SHAPE, &state, 7, 0.5);
-            let (w, outcomes) =
-                apply_batch(&mut state, SHAPE, &encode(SHAPE, &ts).unwrap()).unwrap();
+            let (w, outcomes) = apply_batch(&mut state, SHAPE, &encode(SHAPE, &ts).unwrap()).unwrap();
             seen.extend(outcomes.iter().copied());
             let cs = check(&w, public_for(&w));
-            assert!(
-                cs.is_satisfied(),
-                "round {round}: {:?} unsatisfied at {:?}",
-                outcomes,
-                cs.which_is_unsatisfied()
-            );
+            assert!(cs.is_satisfied(), "round {round}: {:?} unsatisfied at {:?}", outcomes, cs.which_is_unsatisfied());
             assert_eq!(w.new_root, state.root());
         }
-        assert!(
-            seen.contains(&TransferOutcome::Applied) && seen.len() >= 4,
-            "batches too uniform: {seen:?}"
-        );
+        assert!(seen.contains(&TransferOutcome::Applied) && seen.len() >= 4, "batches too uniform: {seen:?}");
     }
 
     #[test]
     fn every_invalid_kind_is_proven_as_a_noop() {
         use TransferOutcome::*;
         let cases = [
-            (
-                Transfer {
-                    from: 16,
-                    to: 2,
-                    amount: 1,
-                    nonce: 0,
-                },
-                IndexOutOfRange,
-            ),
-            (
-                Transfer {
-                    from: 0,
-                    to: 0xffff_0002,
-                    amount: 1,
-                    nonce: 0,
-                },
-                IndexOutOfRange,
-            ),
-            (
-                Transfer {
-                    from: 2,
-                    to: 2,
-                    amount: 1,
-                    nonce: 0,
-                },
-                SelfTransfer,
-            ),
-            (
-                Transfer {
-                    from: 2,
-                    to: 3,
-                    amount: 0,
-                    nonce: 0,
-                },
-                ZeroAmount,
-            ),
-            (
-                Transfer {
-                    from: 2,
-                    to: 3,
-                    amount: 1,
-                    nonce: 1,
-                },
-                WrongNonce,
-            ),
-            (
-                Transfer {
-                    from: 2,
-                    to: 3,
-                    amount: 3_001,
-                    nonce: 0,
-                },
-                InsufficientBalance,
-            ),
-            (
-                Transfer {
-                    from: 9,
-                    to: 3,
-                    amount: 1,
-                    nonce: 0,
-                },
-                InsufficientBalance,
-            ),
-            (
-                Transfer {
-                    from: 2,
-                    to: 5,
-                    amount: 4,
-                    nonce: 0,
-                },
-                ReceiverOverflow,
-            ),
+            (Transfer { from: 16, to: 2, amount: 1, nonce: 0 }, IndexOutOfRange),
+            (Transfer { from: 0, to: 0xffff_0002, amount: 1, nonce: 0 }, IndexOutOfRange),
+            (Transfer { from: 2, to: 2, amount: 1, nonce: 0 }, SelfTransfer),
+            (Transfer { from: 2, to: 3, amount: 0, nonce: 0 }, ZeroAmount),
+            (Transfer { from: 2, to: 3, amount: 1, nonce: 1 }, WrongNonce),
+            (Transfer { from: 2, to: 3, amount: 3_001, nonce: 0 }, InsufficientBalance),
+            (Transfer { from: 9, to: 3, amount: 1, nonce: 0 }, InsufficientBalance),
+            (Transfer { from: 2, to: 5, amount: 4, nonce: 0 }, ReceiverOverflow),
         ];
         for (t, want) in cases {
-            let (w, outcomes) = witness_for(&[
-                Transfer {
-                    from: 0,
-                    to: 1,
-                    amount: 10,
-                    nonce: 0,
-                },
-                t,
-            ]);
+            let (w, outcomes) = witness_for(&[Transfer { from: 0, to: 1, amount: 10, nonce: 0 }, t]);
             // The zero padding record is a self-transfer of nothing: a no-op.
             assert_eq!(outcomes, vec![Applied, want, SelfTransfer], "{t:?}");
             let cs = check(&w, public_for(&w));
-            assert!(
-                cs.is_satisfied(),
-                "{t:?}: unsatisfied at {:?}",
-                cs.which_is_unsatisfied()
-            );
+            assert!(cs.is_satisfied(), "{t:?}: unsatisfied at {:?}", cs.which_is_unsatisfied());
             // And claiming the no-op transfer changed the state cannot be proven.
             let mut applied = genesis();
-            applied.set(
-                0,
-                Account {
-                    balance: 990,
-                    nonce: 1,
-                },
-            );
-            applied.set(
-                1,
-                Account {
-                    balance: 2_010,
-                    nonce: 1,
-                },
-            );
+            applied.set(0, Account { balance: 990, nonce: 1 });
+            applied.set(1, Account { balance: 2_010, nonce: 1 });
             assert_eq!(w.new_root, applied.root());
         }
     }
 
     #[test]
     fn tampered_public_inputs_are_unsatisfied() {
-        let (w, _) = witness_for(&[Transfer {
-            from: 0,
-            to: 1,
-            amount: 10,
-            nonce: 0,
-        }]);
+        let (w, _) = witness_for(&[Transfer { from: 0, to: 1, amount: 10, nonce: 0 }]);
         let good = public_for(&w);
         assert!(check(&w, good).is_satisfied());
         let mut p = good;
@@ -576,12 +376,7 @@ mod tests {
 
     #[test]
     fn tampered_witness_is_unsatisfied() {
-        let (w, _) = witness_for(&[Transfer {
-            from: 0,
-            to: 1,
-            amount: 10,
-            nonce: 0,
-        }]);
+        let (w, _) = witness_for(&[Transfer { from: 0, to: 1, amount: 10, nonce: 0 }]);
         let public = public_for(&w);
 
         // A richer sender than the tree says.
@@ -592,10 +387,7 @@ mod tests {
         // A different receiver balance.
         let mut bad = w.clone();
         bad.transfers[0].receiver.balance = 0;
-        assert!(
-            !check(&bad, public).is_satisfied(),
-            "wrong receiver balance"
-        );
+        assert!(!check(&bad, public).is_satisfied(), "wrong receiver balance");
 
         // A wrong sibling.
         let mut bad = w.clone();
@@ -603,60 +395,31 @@ mod tests {
         assert!(!check(&bad, public).is_satisfied(), "wrong path");
 
         // Different batch bytes under the original data hash.
-        let (other, _) = witness_for(&[Transfer {
-            from: 0,
-            to: 1,
-            amount: 11,
-            nonce: 0,
-        }]);
+        let (other, _) = witness_for(&[Transfer { from: 0, to: 1, amount: 11, nonce: 0 }]);
         let mut p = public;
         p.new_root = other.new_root;
-        assert!(
-            !check(&other, p).is_satisfied(),
-            "batch bytes not matching the data hash"
-        );
+        assert!(!check(&other, p).is_satisfied(), "batch bytes not matching the data hash");
     }
 
     #[test]
     fn overflowing_balance_opening_is_rejected() {
         // leaf = balance + 2^64*nonce; opening nonce-1 with balance+2^64 would
         // give the same leaf and a bigger balance, unless the range check holds.
-        let mut state = StateTree::with_accounts(
-            SHAPE.d,
-            [(
-                0,
-                Account {
-                    balance: 5,
-                    nonce: 1,
-                },
-            )],
-        );
-        let ts = [Transfer {
-            from: 0,
-            to: 1,
-            amount: 6,
-            nonce: 0,
-        }];
+        let mut state = StateTree::with_accounts(SHAPE.d, [(0, Account { balance: 5, nonce: 1 })]);
+        let ts = [Transfer { from: 0, to: 1, amount: 6, nonce: 0 }];
         let (w, outcomes) = apply_batch(&mut state, SHAPE, &encode(SHAPE, &ts).unwrap()).unwrap();
         assert_eq!(outcomes[0], TransferOutcome::WrongNonce);
         // Forge: pretend the sender has nonce 0 and 5 + 2^64 balance; the
         // leaf is unchanged, but the circuit must refuse the balance.
         let mut cs = TestConstraintSystem::new();
-        let circuit = BatchCircuit {
-            shape: SHAPE,
-            witness: Some(w.clone()),
-            public: Some(public_for(&w)),
-        };
+        let circuit = BatchCircuit { shape: SHAPE, witness: Some(w.clone()), public: Some(public_for(&w)) };
         circuit.synthesize(&mut cs).unwrap();
         assert!(cs.is_satisfied());
         let path = "transfer 0/sender balance/v";
         let forged_balance = Fr::from(5u64) + two_pow_64();
         cs.set(path, forged_balance);
         cs.set("transfer 0/sender nonce/v", Fr::ZERO);
-        assert!(
-            !cs.is_satisfied(),
-            "a balance of 2^64 + 5 must fail the range check"
-        );
+        assert!(!cs.is_satisfied(), "a balance of 2^64 + 5 must fail the range check");
     }
 
     #[test]
@@ -674,24 +437,15 @@ mod tests {
         w.transfers.pop();
         let public = public_for(&w);
         let mut cs = TestConstraintSystem::new();
-        let r = BatchCircuit {
-            shape: SHAPE,
-            witness: Some(w),
-            public: Some(public),
-        }
-        .synthesize(&mut cs);
+        let r = BatchCircuit { shape: SHAPE, witness: Some(w), public: Some(public) }.synthesize(&mut cs);
         assert!(matches!(r, Err(SynthesisError::Unsatisfiable)));
     }
 
     #[test]
     fn print_constraint_counts() {
-        for shape in [
-            Shape { k: 1, d: 4 },
-            Shape::TEST,
-            Shape { k: 4, d: 8 },
-            Shape { k: 8, d: 16 },
-            Shape { k: 16, d: 20 },
-        ] {
+        for shape in
+            [Shape { k: 1, d: 4 }, Shape::TEST, Shape { k: 4, d: 8 }, Shape { k: 8, d: 16 }, Shape { k: 16, d: 20 }]
+        {
             let c = ConstraintCount::of(shape).unwrap();
             println!(
                 "shape K={} D={}: {} constraints, {} per transfer",
