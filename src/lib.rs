@@ -4,6 +4,7 @@
 pub mod chain;
 pub mod circuit;
 pub mod config;
+pub mod db;
 pub mod fixtures;
 pub mod prover;
 pub mod telemetry;

@@ -1,3 +1,5 @@
+//! Integration tests: one binary, shared helpers in `common`.
 mod common;
 mod contracts;
+mod db;
 mod watcher;

@@ -1,0 +1,15 @@
+//! The queries, grouped by table. Each is a blocking function on
+//! `&mut AnyConnection`; those that write run in [`transaction`](super::transaction)
+//! and so also compose into a caller's transaction.
+
+mod chain;
+mod provers;
+mod sequences;
+mod state;
+mod tasks;
+
+pub use chain::*;
+pub use provers::*;
+pub use sequences::*;
+pub use state::*;
+pub use tasks::*;

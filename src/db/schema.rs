@@ -1,0 +1,102 @@
+//! The diesel schema, written by hand to match `migrations/sqlite` and
+//! `migrations/postgres` (which are column-for-column identical).
+
+diesel::table! {
+    chain_cursors (chain_id) {
+        chain_id -> BigInt,
+        block_number -> BigInt,
+        block_hash -> Binary,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    sequences (rollup, init_batch) {
+        rollup -> Text,
+        init_batch -> BigInt,
+        final_batch -> BigInt,
+        l1_block -> BigInt,
+        l1_block_hash -> Binary,
+        l1_tx_hash -> Binary,
+        posted_at -> BigInt,
+        state -> Text,
+        verified_at -> Nullable<BigInt>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    batches (rollup, batch_num) {
+        rollup -> Text,
+        batch_num -> BigInt,
+        init_batch -> BigInt,
+        data -> Binary,
+        data_hash -> Binary,
+        old_root -> Nullable<Binary>,
+        new_root -> Nullable<Binary>,
+        witness -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    rollup_states (rollup, last_executed_batch) {
+        rollup -> Text,
+        last_executed_batch -> BigInt,
+        root -> Binary,
+        accounts -> Text,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    proof_tasks (id) {
+        id -> Text,
+        rollup -> Text,
+        kind -> Text,
+        first_batch -> BigInt,
+        last_batch -> BigInt,
+        init_batch -> BigInt,
+        status -> Text,
+        lease_holder -> Nullable<Text>,
+        lease_expires_at -> Nullable<BigInt>,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    proofs (task_id) {
+        task_id -> Text,
+        payload -> Binary,
+        public_inputs -> Text,
+        prover -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    provers (id) {
+        id -> Text,
+        name -> Text,
+        version -> Text,
+        shapes -> Text,
+        threads -> Integer,
+        registered_at -> BigInt,
+        last_seen_at -> BigInt,
+        invalid_proofs -> Integer,
+        quarantined_until -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(proofs -> proof_tasks (task_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    chain_cursors,
+    sequences,
+    batches,
+    rollup_states,
+    proof_tasks,
+    proofs,
+    provers,
+);

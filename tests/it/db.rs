@@ -1,0 +1,766 @@
+//! The persistence layer against both backends: every scenario below runs
+//! once on a fresh SQLite file and once on a fresh PostgreSQL database.
+
+use std::sync::{Arc, Barrier};
+
+use diesel::prelude::*;
+use sha2::{Digest, Sha256};
+use zkpow::circuit::public::{fr_to_be, PublicInputs};
+use zkpow::circuit::sample::genesis_accounts;
+use zkpow::circuit::{apply_batch, batch, Fr, Shape, StateTree, Transfer};
+use zkpow::db::{self, *};
+use zkpow::prover::ShapeKey;
+
+/// Generates, for each scenario `fn name(db: Db, url: &str)`, one test per
+/// backend: `db::sqlite::name` and `db::postgres::name`.
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    let (db, dir) = crate::common::sqlite_db();
+                    super::$name(db, &crate::common::sqlite_url(&dir));
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    let pg = crate::common::postgres_db();
+                    super::$name(pg.db().clone(), pg.url());
+                }
+            )+
+        }
+    };
+}
+
+on_both_backends!(
+    migrations_apply_and_are_idempotent,
+    sequences_insert_idempotently_and_refuse_conflicts,
+    sequence_state_and_listing,
+    transactions_compose_and_roll_back,
+    rewind_removes_everything_after_the_fork,
+    batch_witnesses_and_roots,
+    tasks_are_created_idempotently,
+    concurrent_leasers_have_exactly_one_winner,
+    expired_leases_are_requeued_until_the_cap,
+    leases_renew_and_release,
+    completion_is_atomic_and_happens_once,
+    provers_register_and_get_quarantined,
+    rollup_state_snapshots_round_trip,
+    restart_keeps_everything,
+    async_run_uses_the_blocking_pool,
+);
+
+const T0: Millis = 1_700_000_000_000;
+const SHAPE: Shape = Shape::TEST;
+
+fn sha(data: &[u8]) -> Hash32 {
+    Sha256::digest(data).into()
+}
+
+/// Canonical batch bytes that differ per `seed`.
+fn batch_bytes(seed: u64) -> Vec<u8> {
+    let transfers = [Transfer { from: 1, to: 2, amount: seed + 1, nonce: 0 }];
+    batch::encode(SHAPE, &transfers).unwrap()
+}
+
+fn new_sequence(rollup: &str, init: u64, fin: u64, l1_block: u64) -> (NewSequence, Vec<NewBatch>) {
+    let seq = NewSequence {
+        rollup: rollup.to_string(),
+        init_batch: init,
+        final_batch: fin,
+        l1_block,
+        l1_block_hash: [l1_block as u8; 32],
+        l1_tx_hash: [(init as u8) ^ 0xaa; 32],
+        posted_at: T0 + l1_block as i64 * 12_000,
+    };
+    let batches = (init..=fin)
+        .map(|n| {
+            let data = batch_bytes(n);
+            NewBatch { batch_num: n, data_hash: sha(&data), data }
+        })
+        .collect();
+    (seq, batches)
+}
+
+fn insert(conn: &mut AnyConnection, rollup: &str, init: u64, fin: u64, l1_block: u64) -> Inserted {
+    let (seq, batches) = new_sequence(rollup, init, fin, l1_block);
+    insert_sequence(conn, &seq, &batches, T0).unwrap()
+}
+
+/// The tasks of a sequence as the supervisor makes them: a proof per batch,
+/// aggregates over adjacent pairs, a final one.
+fn tasks_for(rollup: &str, init: u64, fin: u64) -> Vec<NewTask> {
+    let task = |kind, first, last| NewTask {
+        rollup: rollup.to_string(),
+        kind,
+        first_batch: first,
+        last_batch: last,
+        init_batch: init,
+    };
+    let mut tasks: Vec<NewTask> = (init..=fin).map(|n| task(TaskKind::Batch, n, n)).collect();
+    if fin > init {
+        tasks.push(task(TaskKind::Aggregate, init, fin));
+    }
+    tasks.push(task(TaskKind::Final, init, fin));
+    tasks
+}
+
+fn public_inputs(batch_num: u64) -> PublicInputs {
+    PublicInputs {
+        domain: Fr::from(7),
+        batch_num,
+        old_root: Fr::from(batch_num),
+        new_root: Fr::from(batch_num + 1),
+        data_hash_hi: Fr::from(3),
+        data_hash_lo: Fr::from(4),
+        miner: Fr::from(5),
+    }
+}
+
+fn proof(tag: u8, prover: &str) -> NewProof {
+    NewProof { payload: vec![tag; 96], public_inputs: vec![public_inputs(1)], prover: Some(prover.to_string()) }
+}
+
+fn prover_info(id: &str, version: &str) -> ProverInfo {
+    ProverInfo {
+        id: id.to_string(),
+        name: format!("{id}-host"),
+        version: version.to_string(),
+        shapes: vec![ShapeKey { shape: SHAPE, vk_hash: format!("0x{}", "ab".repeat(32)) }],
+        threads: 8,
+    }
+}
+
+fn status(conn: &mut AnyConnection, id: &str) -> TaskStatus {
+    get_task(conn, id).unwrap().unwrap().status
+}
+
+/// (journal_mode, foreign_keys, busy_timeout) of a SQLite connection.
+fn sqlite_pragmas(c: &mut diesel::SqliteConnection) -> (String, i32, i32) {
+    use diesel::sql_types::{Integer, Text};
+    #[derive(QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = Text)]
+        journal_mode: String,
+    }
+    #[derive(QueryableByName)]
+    struct Keys {
+        #[diesel(sql_type = Integer)]
+        foreign_keys: i32,
+    }
+    #[derive(QueryableByName)]
+    struct Timeout {
+        #[diesel(sql_type = Integer)]
+        timeout: i32,
+    }
+    let mode: Mode = diesel::sql_query("PRAGMA journal_mode").get_result(c).unwrap();
+    let keys: Keys = diesel::sql_query("PRAGMA foreign_keys").get_result(c).unwrap();
+    let timeout: Timeout = diesel::sql_query("PRAGMA busy_timeout").get_result(c).unwrap();
+    (mode.journal_mode, keys.foreign_keys, timeout.timeout)
+}
+
+// ---- scenarios ----
+
+fn migrations_apply_and_are_idempotent(db: Db, url: &str) {
+    // A fresh database is fully migrated by connect ...
+    let pending = db.with_conn(run_migrations).unwrap();
+    assert!(pending.is_empty(), "connect left migrations pending: {pending:?}");
+    let mut conn = db.conn().unwrap();
+    assert!(list_provers(&mut conn).unwrap().is_empty());
+    // Every pooled SQLite connection gets the settings, not just the first.
+    let mut second = db.conn().unwrap();
+    for c in [&mut *conn, &mut *second] {
+        if let AnyConnection::Sqlite(c) = c {
+            assert_eq!(sqlite_pragmas(c), ("wal".to_string(), 1, 5000));
+        }
+    }
+    drop((conn, second));
+    // ... and opening it again while it is in use applies nothing twice.
+    let again = Db::connect(url).unwrap();
+    assert_eq!(again.backend(), db.backend());
+    assert!(again.with_conn(run_migrations).unwrap().is_empty());
+}
+
+fn sequences_insert_idempotently_and_refuse_conflicts(db: Db, _url: &str) {
+    let mut conn = db.conn().unwrap();
+    let c = &mut *conn;
+    assert_eq!(insert(c, "r", 1, 3, 10), Inserted::New);
+    // A re-delivered event is a no-op, whatever happened to the sequence since.
+    update_sequence_state(c, "r", 1, SequenceState::Proving, T0 + 1).unwrap();
+    assert_eq!(insert(c, "r", 1, 3, 10), Inserted::AlreadyPresent);
+    assert_eq!(get_sequence(c, "r", 1).unwrap().unwrap().state, SequenceState::Proving);
+
+    // Same key, different contents: the chain disagrees with us.
+    let (seq, mut batches) = new_sequence("r", 1, 3, 10);
+    batches[1].data.push(0xff);
+    assert!(matches!(insert_sequence(c, &seq, &batches, T0), Err(DbError::Conflict(_))));
+    let (other_block, batches) = new_sequence("r", 1, 3, 11);
+    assert!(matches!(insert_sequence(c, &other_block, &batches, T0), Err(DbError::Conflict(_))));
+    let (longer, batches) = new_sequence("r", 1, 4, 10);
+    assert!(matches!(insert_sequence(c, &longer, &batches, T0), Err(DbError::Conflict(_))));
+
+    // Overlapping batches at another key are refused and leave nothing behind.
+    let (overlap, batches) = new_sequence("r", 3, 5, 12);
+    assert!(matches!(insert_sequence(c, &overlap, &batches, T0), Err(DbError::Conflict(_))));
+    assert!(get_sequence(c, "r", 3).unwrap().is_none());
+    assert!(get_batch(c, "r", 4).unwrap().is_none());
+
+    // Malformed input never reaches the table.
+    let (seq, batches) = new_sequence("r", 4, 6, 12);
+    assert!(matches!(insert_sequence(c, &seq, &batches[..2], T0), Err(DbError::Invalid(_))));
+
+    let stored = sequence_batches(c, "r", 1).unwrap();
+    assert_eq!(stored.iter().map(|b| b.batch_num).collect::<Vec<_>>(), vec![1, 2, 3]);
+    let (_, expected) = new_sequence("r", 1, 3, 10);
+    for (s, e) in stored.iter().zip(&expected) {
+        assert_eq!((s.init_batch, &s.data, s.data_hash), (1, &e.data, e.data_hash));
+        assert_eq!((s.old_root, s.new_root, &s.witness), (None, None, &None));
+    }
+    let seq = get_sequence(c, "r", 1).unwrap().unwrap();
+    assert_eq!((seq.final_batch, seq.l1_block, seq.l1_block_hash, seq.batch_count()), (3, 10, [10; 32], 3));
+    // Another rollup has its own batch numbers.
+    assert_eq!(insert(c, "other", 1, 1, 10), Inserted::New);
+}
+
+fn sequence_state_and_listing(db: Db, _url: &str) {
+    let mut conn = db.conn().unwrap();
+    let c = &mut *conn;
+    // Inserted out of order on purpose: listings sort by batch.
+    insert(c, "r", 4, 4, 11);
+    insert(c, "r", 1, 3, 10);
+    insert(c, "r", 5, 6, 12);
+    insert(c, "q", 1, 1, 10);
+    let inits = |v: Vec<Sequence>| v.into_iter().map(|s| s.init_batch).collect::<Vec<_>>();
+    assert_eq!(inits(unverified_sequences(c, "r").unwrap()), vec![1, 4, 5]);
+
+    let v = update_sequence_state(c, "r", 1, SequenceState::Verified, T0 + 5).unwrap();
+    assert_eq!((v.state, v.verified_at, v.updated_at), (SequenceState::Verified, Some(T0 + 5), T0 + 5));
+    // Verifying again keeps the first time.
+    let v = update_sequence_state(c, "r", 1, SequenceState::Verified, T0 + 9).unwrap();
+    assert_eq!(v.verified_at, Some(T0 + 5));
+    assert_eq!(get_sequence(c, "r", 1).unwrap().unwrap(), v);
+    update_sequence_state(c, "r", 4, SequenceState::Skipped, T0 + 6).unwrap();
+    update_sequence_state(c, "r", 5, SequenceState::Failed, T0 + 6).unwrap();
+
+    assert_eq!(inits(unverified_sequences(c, "r").unwrap()), vec![5]);
+    assert_eq!(inits(list_sequences(c, "r", &[]).unwrap()), vec![1, 4, 5]);
+    assert_eq!(inits(list_sequences(c, "r", &[SequenceState::Verified, SequenceState::Skipped]).unwrap()), vec![1, 4]);
+    assert_eq!(inits(unverified_sequences(c, "q").unwrap()), vec![1]);
+
+    // Un-verifying (the verify transaction was reorged out) clears the stamp.
+    let v = update_sequence_state(c, "r", 1, SequenceState::Committed, T0 + 10).unwrap();
+    assert_eq!(v.verified_at, None);
+    assert!(matches!(update_sequence_state(c, "r", 2, SequenceState::Proving, T0), Err(DbError::NotFound(_))));
+}
+
+fn transactions_compose_and_roll_back(db: Db, _url: &str) {
+    let mut conn = db.conn().unwrap();
+    let c = &mut *conn;
+    // Several queries in one caller transaction: all or nothing.
+    let failed: Result<(), DbError> = db::transaction(c, |c| {
+        insert(c, "r", 1, 2, 10);
+        create_tasks(c, &tasks_for("r", 1, 2), T0)?;
+        set_chain_cursor(c, 1, 10, &[1; 32], T0)?;
+        Err(DbError::Other("caller changed its mind".into()))
+    });
+    assert!(failed.is_err());
+    assert!(get_sequence(c, "r", 1).unwrap().is_none());
+    assert!(tasks_by_status(c, TaskStatus::Queued).unwrap().is_empty());
+    assert!(get_chain_cursor(c, 1).unwrap().is_none());
+
+    // A failing inner query rolls back only its own savepoint.
+    db::transaction(c, |c| {
+        insert(c, "r", 1, 2, 10);
+        let (seq, mut batches) = new_sequence("r", 1, 2, 10);
+        batches[0].data.push(1);
+        assert!(matches!(insert_sequence(c, &seq, &batches, T0), Err(DbError::Conflict(_))));
+        set_chain_cursor(c, 1, 10, &[1; 32], T0)
+    })
+    .unwrap();
+    assert!(get_sequence(c, "r", 1).unwrap().is_some());
+    assert_eq!(get_chain_cursor(c, 1).unwrap().unwrap().block_number, 10);
+}
+
+fn rewind_removes_everything_after_the_fork(db: Db, _url: &str) {
+    let mut conn = db.conn().unwrap();
+    let c = &mut *conn;
+    insert(c, "r", 1, 2, 10);
+    insert(c, "r", 3, 3, 11);
+    insert(c, "r", 4, 6, 12);
+    insert(c, "r", 7, 7, 14);
+    insert(c, "q", 1, 1, 13);
+    for (init, fin) in [(1, 2), (3, 3), (4, 6), (7, 7)] {
+        create_tasks(c, &tasks_for("r", init, fin), T0).unwrap();
+    }
+    create_tasks(c, &tasks_for("q", 1, 1), T0).unwrap();
+    let done = task_id("r", TaskKind::Batch, 5, 5);
+    assert_eq!(complete_task(c, &done, &proof(1, "p"), T0).unwrap(), Completion::Completed);
+    let kept = task_id("r", TaskKind::Batch, 3, 3);
+    assert_eq!(complete_task(c, &kept, &proof(2, "p"), T0).unwrap(), Completion::Completed);
+    for b in [2, 3, 5, 7] {
+        let s = RollupState {
+            rollup: "r".into(),
+            last_executed_batch: b,
+            root: [b as u8; 32],
+            accounts: vec![],
+            updated_at: T0,
+        };
+        save_rollup_state(c, &s, 10).unwrap();
+    }
+
+    // The block at height 12 was reorged out: sequences from 12 on go.
+    let r = rewind(c, "r", 11).unwrap();
+    assert_eq!(
+        r,
+        Rewind {
+            sequences: 2,
+            batches: 4,
+            tasks: 3 + 1 + 1 + 1 + 1,
+            proofs: 1,
+            snapshots: 2,
+            first_removed_batch: Some(4)
+        }
+    );
+    let inits: Vec<u64> = list_sequences(c, "r", &[]).unwrap().iter().map(|s| s.init_batch).collect();
+    assert_eq!(inits, vec![1, 3]);
+    assert!(get_batch(c, "r", 4).unwrap().is_none() && get_batch(c, "r", 3).unwrap().is_some());
+    assert!(get_task(c, &done).unwrap().is_none() && get_proof(c, &done).unwrap().is_none());
+    assert!(get_proof(c, &kept).unwrap().is_some());
+    assert!(sequence_tasks(c, "r", 4).unwrap().is_empty());
+    assert_eq!(sequence_tasks(c, "r", 1).unwrap().len(), 4);
+    assert_eq!(rollup_state_batches(c, "r").unwrap(), vec![3, 2]);
+    assert_eq!(load_rollup_state(c, "r").unwrap().unwrap().last_executed_batch, 3);
+    // Other rollups on the chain are rewound by their own call.
+    assert!(get_sequence(c, "q", 1).unwrap().is_some());
+    // Nothing after the fork: nothing to do.
+    assert_eq!(rewind(c, "r", 11).unwrap(), Rewind::default());
+    // The rewound batches can be posted again, differently.
+    let (seq, mut batches) = new_sequence("r", 4, 5, 12);
+    batches[0].data = batch_bytes(99);
+    batches[0].data_hash = sha(&batches[0].data);
+    assert_eq!(insert_sequence(c, &seq, &batches, T0).unwrap(), Inserted::New);
+}
+
+fn batch_witnesses_and_roots(db: Db, _url: &str) {
+    let mut conn = db.conn().unwrap();
+    let c = &mut *conn;
+    let data = batch::encode(SHAPE, &[Transfer { from: 1, to: 2, amount: 5, nonce: 0 }]).unwrap();
+    let seq = NewSequence {
+        rollup: "r".into(),
+        init_batch: 1,
+        final_batch: 1,
+        l1_block: 1,
+        l1_block_hash: [1; 32],
+        l1_tx_hash: [2; 32],
+        posted_at: T0,
+    };
+    let batches = [NewBatch { batch_num: 1, data_hash: sha(&data), data: data.clone() }];
+    insert_sequence(c, &seq, &batches, T0).unwrap();
+
+    let mut tree = StateTree::with_accounts(SHAPE.d, genesis_accounts(SHAPE, 4, 100));
+    let (witness, _) = apply_batch(&mut tree, SHAPE, &data).unwrap();
+    set_batch_witness(c, "r", 1, &witness).unwrap();
+    let stored = get_batch(c, "r", 1).unwrap().unwrap();
+    assert_eq!(stored.witness.as_ref(), Some(&witness));
+    assert_eq!(stored.old_root, Some(fr_to_be(&witness.old_root)));
+    assert_eq!(stored.new_root, Some(fr_to_be(&tree.root())));
+
+    // A witness for other bytes, or for a batch we never saw, is refused.
+    let mut wrong = witness.clone();
+    wrong.batch = batch_bytes(42);
+    assert!(matches!(set_batch_witness(c, "r", 1, &wrong), Err(DbError::Invalid(_))));
+    assert!(matches!(set_batch_witness(c, "r", 2, &witness), Err(DbError::NotFound(_))));
+
+    assert_eq!(clear_witnesses(c, "r", 1).unwrap(), 1);
+    assert_eq!(clear_witnesses(c, "r", 1).unwrap(), 0);
+    let stored = get_batch(c, "r", 1).unwrap().unwrap();
+    assert_eq!((stored.witness, stored.new_root), (None, Some(fr_to_be(&tree.root()))));
+
+    set_batch_roots(c, "r", 1, &[7; 32], &[8; 32]).unwrap();
+    let stored = get_batch(c, "r", 1).unwrap().unwrap();
+    assert_eq!((stored.old_root, stored.new_root), (Some([7; 32]), Some([8; 32])));
+    assert!(matches!(set_batch_roots(c, "r", 9, &[7; 32], &[8; 32]), Err(DbError::NotFound(_))));
+}
+
+fn tasks_are_created_idempotently(db: Db, _url: &str) {
+    let mut conn = db.conn().unwrap();
+    let c = &mut *conn;
+    insert(c, "r", 1, 3, 10);
+    let tasks = tasks_for("r", 1, 3);
+    assert_eq!(create_tasks(c, &tasks, T0).unwrap(), 5);
+    let id = task_id("r", TaskKind::Batch, 2, 2);
+    lease_task(c, &id, "p1", T0, T0 + 1000).unwrap().unwrap();
+    // Re-creating after a restart neither duplicates nor resets anything.
+    assert_eq!(create_tasks(c, &tasks, T0 + 50).unwrap(), 0);
+    let task = get_task(c, &id).unwrap().unwrap();
+    assert_eq!((task.status, task.attempts, task.created_at), (TaskStatus::Leased, 1, T0));
+
+    let all = sequence_tasks(c, "r", 1).unwrap();
+    assert_eq!(all.len(), 5);
+    let fin = all.iter().find(|t| t.kind == TaskKind::Final).unwrap();
+    assert_eq!((fin.id.as_str(), fin.first_batch, fin.last_batch, fin.init_batch), ("r/final/1-3", 1, 3, 1));
+    assert_eq!(tasks_by_status(c, TaskStatus::Queued).unwrap().len(), 4);
+
+    // Tasks belong to a stored sequence.
+    assert!(matches!(create_tasks(c, &tasks_for("r", 9, 9), T0), Err(DbError::Conflict(_))));
+    let backwards =
+        NewTask { rollup: "r".into(), kind: TaskKind::Aggregate, first_batch: 3, last_batch: 2, init_batch: 1 };
+    assert!(matches!(create_tasks(c, &[backwards], T0), Err(DbError::Invalid(_))));
+}
+
+fn concurrent_leasers_have_exactly_one_winner(db: Db, _url: &str) {
+    const TASKS: u64 = 8;
+    const LEASERS: usize = 4;
+    db.with_conn(|c| {
+        insert(c, "r", 1, TASKS, 10);
+        create_tasks(c, &tasks_for("r", 1, TASKS), T0)
+    })
+    .unwrap();
+    for n in 1..=TASKS {
+        let id = task_id("r", TaskKind::Batch, n, n);
+        let start = Arc::new(Barrier::new(LEASERS));
+        let leasers: Vec<_> = (0..LEASERS)
+            .map(|i| {
+                let (db, id, start) = (db.clone(), id.clone(), start.clone());
+                std::thread::spawn(move || {
+                    let mut conn = db.conn().unwrap();
+                    start.wait();
+                    lease_task(&mut conn, &id, &format!("prover-{i}"), T0, T0 + 60_000).unwrap()
+                })
+            })
+            .collect();
+        let won: Vec<ProofTask> = leasers.into_iter().filter_map(|h| h.join().unwrap()).collect();
+        assert_eq!(won.len(), 1, "task {id}: {} leasers won", won.len());
+        let task = db.with_conn(|c| get_task(c, &id)).unwrap().unwrap();
+        assert_eq!(task, won[0]);
+        assert_eq!((task.status, task.attempts), (TaskStatus::Leased, 1));
+        assert_eq!(task.lease_expires_at, Some(T0 + 60_000));
+    }
+}
+
+fn expired_leases_are_requeued_until_the_cap(db: Db, _url: &str) {
+    const CAP: u32 = 2;
+    let mut conn = db.conn().unwrap();
+    let c = &mut *conn;
+    insert(c, "r", 1, 2, 10);
+    create_tasks(c, &tasks_for("r", 1, 2), T0).unwrap();
+    let a = task_id("r", TaskKind::Batch, 1, 1);
+    let b = task_id("r", TaskKind::Batch, 2, 2);
+    lease_task(c, &a, "p1", T0, T0 + 100).unwrap().unwrap();
+    lease_task(c, &b, "p2", T0, T0 + 500).unwrap().unwrap();
+
+    assert!(requeue_expired(c, T0 + 99, CAP).unwrap().is_empty());
+    // Expiry is inclusive; only the expired lease goes.
+    let ended = requeue_expired(c, T0 + 100, CAP).unwrap();
+    assert_eq!(ended.len(), 1);
+    let t = &ended[0];
+    assert_eq!((t.id.as_str(), t.status, t.attempts), (a.as_str(), TaskStatus::Queued, 1));
+    assert_eq!((t.lease_holder.as_ref(), t.lease_expires_at), (None, None));
+    assert!(t.last_error.as_deref().unwrap().contains("p1"), "{:?}", t.last_error);
+    assert_eq!(status(c, &b), TaskStatus::Leased);
+    assert!(requeue_expired(c, T0 + 100, CAP).unwrap().is_empty());
+
+    // The second lease uses up the budget: its expiry fails the task.
+    let t = lease_task(c, &a, "p3", T0 + 200, T0 + 300).unwrap().unwrap();
+    assert_eq!(t.attempts, 2);
+    let ended = requeue_expired(c, T0 + 1000, CAP).unwrap();
+    let by_id = |id: &str| ended.iter().find(|t| t.id == id).unwrap().clone();
+    assert_eq!(ended.len(), 2);
+    assert_eq!((by_id(&a).status, by_id(&a).attempts), (TaskStatus::Failed, 2));
+    assert!(by_id(&a).last_error.unwrap().contains("p3"));
+    assert_eq!(by_id(&b).status, TaskStatus::Queued);
+    assert!(lease_task(c, &a, "p4", T0 + 1000, T0 + 2000).unwrap().is_none(), "a failed task is not leasable");
+    assert_eq!(tasks_by_status(c, TaskStatus::Failed).unwrap().len(), 1);
+
+    // An operator retry gives it a fresh budget.
+    assert!(retry_task(c, &a, T0 + 2000).unwrap());
+    assert!(!retry_task(c, &a, T0 + 2000).unwrap());
+    let t = get_task(c, &a).unwrap().unwrap();
+    assert_eq!((t.status, t.attempts), (TaskStatus::Queued, 0));
+}
+
+fn leases_renew_and_release(db: Db, _url: &str) {
+    let mut conn = db.conn().unwrap();
+    let c = &mut *conn;
+    insert(c, "r", 1, 2, 10);
+    create_tasks(c, &tasks_for("r", 1, 2), T0).unwrap();
+    let a = task_id("r", TaskKind::Batch, 1, 1);
+    let b = task_id("r", TaskKind::Batch, 2, 2);
+    lease_task(c, &a, "p1", T0, T0 + 100).unwrap().unwrap();
+    lease_task(c, &b, "p1", T0, T0 + 100).unwrap().unwrap();
+    assert!(lease_task(c, &a, "p2", T0, T0 + 100).unwrap().is_none());
+
+    // A reconnecting prover finds its leases.
+    let mine: Vec<String> = leased_to(c, "p1").unwrap().into_iter().map(|t| t.id).collect();
+    assert_eq!(mine, vec![a.clone(), b.clone()]);
+    assert!(leased_to(c, "p2").unwrap().is_empty());
+
+    // Heartbeats extend only the holder's own lease.
+    assert!(renew_lease(c, &a, "p1", T0 + 90, T0 + 400).unwrap());
+    assert!(!renew_lease(c, &a, "p2", T0 + 90, T0 + 900).unwrap());
+    assert_eq!(get_task(c, &a).unwrap().unwrap().lease_expires_at, Some(T0 + 400));
+    let ended = requeue_expired(c, T0 + 200, 5).unwrap();
+    assert_eq!(ended.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), vec![b.as_str()]);
+
+    // Giving a task back requeues it, or fails it once the budget is spent.
+    assert!(release_task(c, &a, "p2", "not mine", 5, T0 + 250).unwrap().is_none());
+    let t = release_task(c, &a, "p1", "out of memory", 5, T0 + 250).unwrap().unwrap();
+    assert_eq!((t.status, t.last_error.as_deref()), (TaskStatus::Queued, Some("out of memory")));
+    lease_task(c, &a, "p1", T0 + 300, T0 + 400).unwrap().unwrap();
+    let t = release_task(c, &a, "p1", "invalid proof", 2, T0 + 350).unwrap().unwrap();
+    assert_eq!((t.status, t.attempts), (TaskStatus::Failed, 2));
+    assert!(renew_lease(c, &a, "p1", T0 + 360, T0 + 900).is_ok_and(|renewed| !renewed));
+    assert!(matches!(release_task(c, "r/batch/9-9", "p1", "", 1, T0), Err(DbError::NotFound(_))));
+
+    // Failing outright; a done task stays done.
+    assert!(fail_task(c, &b, "bad witness", T0 + 400).unwrap());
+    let t = get_task(c, &b).unwrap().unwrap();
+    assert_eq!((t.status, t.last_error.as_deref()), (TaskStatus::Failed, Some("bad witness")));
+    let fin = task_id("r", TaskKind::Final, 1, 2);
+    complete_task(c, &fin, &proof(1, "p1"), T0).unwrap();
+    assert!(!fail_task(c, &fin, "too late", T0 + 500).unwrap());
+    assert_eq!(status(c, &fin), TaskStatus::Done);
+    assert!(matches!(fail_task(c, "nope", "", T0), Err(DbError::NotFound(_))));
+}
+
+fn completion_is_atomic_and_happens_once(db: Db, _url: &str) {
+    let mut conn = db.conn().unwrap();
+    let c = &mut *conn;
+    insert(c, "r", 1, 3, 10);
+    create_tasks(c, &tasks_for("r", 1, 3), T0).unwrap();
+    let a = task_id("r", TaskKind::Batch, 1, 1);
+    let b = task_id("r", TaskKind::Batch, 2, 2);
+    let x = task_id("r", TaskKind::Batch, 3, 3);
+
+    lease_task(c, &a, "p1", T0, T0 + 100).unwrap().unwrap();
+    let first = proof(1, "p1");
+    assert_eq!(complete_task(c, &a, &first, T0 + 50).unwrap(), Completion::Completed);
+    let t = get_task(c, &a).unwrap().unwrap();
+    assert_eq!((t.status, t.lease_holder, t.lease_expires_at), (TaskStatus::Done, None, None));
+    let stored = get_proof(c, &a).unwrap().unwrap();
+    assert_eq!(
+        (stored.payload, stored.public_inputs, stored.prover),
+        (first.payload.clone(), first.public_inputs.clone(), first.prover.clone())
+    );
+    assert_eq!(stored.created_at, T0 + 50);
+    // A second result is a no-op: the first proof stays.
+    assert_eq!(complete_task(c, &a, &proof(2, "p2"), T0 + 60).unwrap(), Completion::AlreadyDone);
+    assert_eq!(get_proof(c, &a).unwrap().unwrap().payload, first.payload);
+    assert!(lease_task(c, &a, "p2", T0, T0 + 100).unwrap().is_none());
+
+    // A late result after the lease expired and passed on is still taken.
+    lease_task(c, &b, "p1", T0, T0 + 100).unwrap().unwrap();
+    requeue_expired(c, T0 + 100, 5).unwrap();
+    lease_task(c, &b, "p2", T0 + 110, T0 + 200).unwrap().unwrap();
+    assert_eq!(complete_task(c, &b, &proof(3, "p1"), T0 + 150).unwrap(), Completion::Completed);
+    assert_eq!(get_proof(c, &b).unwrap().unwrap().prover.as_deref(), Some("p1"));
+    assert_eq!(complete_task(c, &b, &proof(4, "p2"), T0 + 160).unwrap(), Completion::AlreadyDone);
+    assert!(!renew_lease(c, &b, "p2", T0 + 170, T0 + 300).unwrap());
+
+    // If storing the proof fails, the task is not marked done either.
+    diesel::insert_into(schema::proofs::table)
+        .values((
+            schema::proofs::task_id.eq(&x),
+            schema::proofs::payload.eq(vec![9u8]),
+            schema::proofs::public_inputs.eq("[]"),
+            schema::proofs::created_at.eq(T0),
+        ))
+        .execute(c)
+        .unwrap();
+    assert!(matches!(complete_task(c, &x, &proof(5, "p1"), T0), Err(DbError::Conflict(_))));
+    assert_eq!(status(c, &x), TaskStatus::Queued);
+    assert!(matches!(complete_task(c, "r/batch/9-9", &proof(6, "p1"), T0), Err(DbError::NotFound(_))));
+
+    // Concurrent completions of one task: exactly one stores its proof.
+    let fin = task_id("r", TaskKind::Final, 1, 3);
+    let start = Arc::new(Barrier::new(3));
+    let racers: Vec<_> = (0..3u8)
+        .map(|i| {
+            let (db, fin, start) = (db.clone(), fin.clone(), start.clone());
+            std::thread::spawn(move || {
+                let mut conn = db.conn().unwrap();
+                start.wait();
+                complete_task(&mut conn, &fin, &proof(10 + i, "racer"), T0).unwrap()
+            })
+        })
+        .collect();
+    let results: Vec<Completion> = racers.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(results.iter().filter(|r| **r == Completion::Completed).count(), 1, "{results:?}");
+}
+
+fn provers_register_and_get_quarantined(db: Db, _url: &str) {
+    let mut conn = db.conn().unwrap();
+    let c = &mut *conn;
+    let p = upsert_prover(c, &prover_info("p1", "0.1.0"), T0).unwrap();
+    assert_eq!((p.registered_at, p.last_seen_at, p.invalid_proofs, p.quarantined_until), (T0, T0, 0, None));
+    assert_eq!(p.shapes, prover_info("p1", "0.1.0").shapes);
+    assert_eq!(p.threads, 8);
+
+    let p = record_invalid_proof(c, "p1", None).unwrap();
+    assert_eq!((p.invalid_proofs, p.quarantined_until), (1, None));
+    let p = record_invalid_proof(c, "p1", Some(T0 + 10_000)).unwrap();
+    assert_eq!((p.invalid_proofs, p.quarantined_until), (2, Some(T0 + 10_000)));
+    assert!(p.is_quarantined(T0 + 9_999) && !p.is_quarantined(T0 + 10_000));
+    // A shorter quarantine does not cut a longer one short.
+    let p = record_invalid_proof(c, "p1", Some(T0 + 5_000)).unwrap();
+    assert_eq!((p.invalid_proofs, p.quarantined_until), (3, Some(T0 + 10_000)));
+
+    // Re-registering updates the announcement but keeps the record.
+    let p = upsert_prover(c, &prover_info("p1", "0.2.0"), T0 + 500).unwrap();
+    assert_eq!((p.version.as_str(), p.registered_at, p.last_seen_at), ("0.2.0", T0, T0 + 500));
+    assert_eq!((p.invalid_proofs, p.quarantined_until), (3, Some(T0 + 10_000)));
+
+    touch_prover(c, "p1", T0 + 700).unwrap();
+    set_quarantine(c, "p1", None).unwrap();
+    let p = get_prover(c, "p1").unwrap().unwrap();
+    assert_eq!((p.last_seen_at, p.quarantined_until, p.invalid_proofs), (T0 + 700, None, 3));
+
+    upsert_prover(c, &prover_info("p0", "0.1.0"), T0).unwrap();
+    let ids: Vec<String> = list_provers(c).unwrap().into_iter().map(|p| p.id).collect();
+    assert_eq!(ids, vec!["p0", "p1"]);
+    assert!(matches!(touch_prover(c, "ghost", T0), Err(DbError::NotFound(_))));
+    assert!(matches!(record_invalid_proof(c, "ghost", None), Err(DbError::NotFound(_))));
+    assert!(matches!(set_quarantine(c, "ghost", Some(T0)), Err(DbError::NotFound(_))));
+}
+
+fn rollup_state_snapshots_round_trip(db: Db, _url: &str) {
+    let mut conn = db.conn().unwrap();
+    let c = &mut *conn;
+    assert!(load_rollup_state(c, "r").unwrap().is_none());
+    let shape = Shape::new(2, 8).unwrap();
+    let mut tree = StateTree::with_accounts(shape.d, genesis_accounts(shape, 5, 1_000));
+    let snapshot = |tree: &StateTree, batch: u64| RollupState {
+        rollup: "r".into(),
+        last_executed_batch: batch,
+        root: fr_to_be(&tree.root()),
+        accounts: tree.accounts().collect(),
+        updated_at: T0 + batch as i64,
+    };
+    let s1 = snapshot(&tree, 1);
+    save_rollup_state(c, &s1, 3).unwrap();
+    let loaded = load_rollup_state(c, "r").unwrap().unwrap();
+    assert_eq!(loaded, s1);
+    // The snapshot rebuilds the same tree.
+    let rebuilt = StateTree::with_accounts(shape.d, loaded.accounts.clone());
+    assert_eq!(fr_to_be(&rebuilt.root()), loaded.root);
+
+    let transfers =
+        [Transfer { from: 1, to: 200, amount: 77, nonce: 0 }, Transfer { from: 2, to: 1, amount: 5, nonce: 0 }];
+    apply_batch(&mut tree, shape, &batch::encode(shape, &transfers).unwrap()).unwrap();
+    for b in 2..=5 {
+        save_rollup_state(c, &snapshot(&tree, b), 3).unwrap();
+    }
+    let newest = load_rollup_state(c, "r").unwrap().unwrap();
+    assert_eq!(newest, snapshot(&tree, 5));
+    assert!(newest.accounts.iter().any(|(i, a)| *i == 200 && a.balance == 77));
+    assert_eq!(rollup_state_batches(c, "r").unwrap(), vec![5, 4, 3]);
+    // Saving at the same batch replaces.
+    let mut again = snapshot(&tree, 5);
+    again.updated_at = T0 + 99;
+    save_rollup_state(c, &again, 3).unwrap();
+    assert_eq!(load_rollup_state(c, "r").unwrap().unwrap().updated_at, T0 + 99);
+    assert_eq!(rollup_state_batches(c, "r").unwrap(), vec![5, 4, 3]);
+    assert!(load_rollup_state(c, "q").unwrap().is_none());
+}
+
+fn restart_keeps_everything(db: Db, url: &str) {
+    let tree = StateTree::with_accounts(SHAPE.d, genesis_accounts(SHAPE, 3, 10));
+    let state = RollupState {
+        rollup: "r".into(),
+        last_executed_batch: 2,
+        root: fr_to_be(&tree.root()),
+        accounts: tree.accounts().collect(),
+        updated_at: T0,
+    };
+    let done = task_id("r", TaskKind::Batch, 1, 1);
+    let leased = task_id("r", TaskKind::Batch, 2, 2);
+    db.with_conn(|c| {
+        set_chain_cursor(c, 31337, 12, &[0xcc; 32], T0)?;
+        set_chain_cursor(c, 31337, 14, &[0xdd; 32], T0 + 1)?;
+        insert(c, "r", 1, 2, 10);
+        update_sequence_state(c, "r", 1, SequenceState::Proving, T0)?;
+        create_tasks(c, &tasks_for("r", 1, 2), T0)?;
+        lease_task(c, &done, "p1", T0, T0 + 100)?;
+        complete_task(c, &done, &proof(1, "p1"), T0 + 10)?;
+        lease_task(c, &leased, "p2", T0, T0 + 100)?;
+        save_rollup_state(c, &state, 4)?;
+        upsert_prover(c, &prover_info("p1", "0.1.0"), T0)?;
+        record_invalid_proof(c, "p1", Some(T0 + 1000)).map(drop)
+    })
+    .unwrap();
+    let backend = db.backend();
+    drop(db);
+
+    let db = Db::connect(url).unwrap();
+    assert_eq!(db.backend(), backend);
+    let mut conn = db.conn().unwrap();
+    let c = &mut *conn;
+    let cursor = get_chain_cursor(c, 31337).unwrap().unwrap();
+    assert_eq!(cursor, ChainCursor { chain_id: 31337, block_number: 14, block_hash: [0xdd; 32], updated_at: T0 + 1 });
+    assert!(get_chain_cursor(c, 1).unwrap().is_none());
+    let seqs = unverified_sequences(c, "r").unwrap();
+    assert_eq!(seqs.len(), 1);
+    assert_eq!((seqs[0].state, seqs[0].final_batch), (SequenceState::Proving, 2));
+    assert_eq!(sequence_batches(c, "r", 1).unwrap().len(), 2);
+    assert_eq!(status(c, &done), TaskStatus::Done);
+    assert_eq!(get_proof(c, &done).unwrap().unwrap().payload, proof(1, "p1").payload);
+    assert_eq!(leased_to(c, "p2").unwrap().iter().map(|t| t.id.clone()).collect::<Vec<_>>(), vec![leased.clone()]);
+    assert_eq!(tasks_by_status(c, TaskStatus::Queued).unwrap().len(), 2);
+    assert_eq!(load_rollup_state(c, "r").unwrap().unwrap(), state);
+    let p = get_prover(c, "p1").unwrap().unwrap();
+    assert_eq!((p.invalid_proofs, p.quarantined_until), (1, Some(T0 + 1000)));
+    // The expired lease from before the restart is picked up by the sweeper.
+    let ended = requeue_expired(c, T0 + 100, 3).unwrap();
+    assert_eq!((ended.len(), ended[0].status), (1, TaskStatus::Queued));
+}
+
+fn async_run_uses_the_blocking_pool(db: Db, _url: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        db.run(|c| {
+            insert(c, "r", 1, 1, 10);
+            create_tasks(c, &tasks_for("r", 1, 1), T0)
+        })
+        .await
+        .unwrap();
+        // Many queries at once on a single-threaded runtime: none of them
+        // may block the executor thread or the others would never run.
+        let id = task_id("r", TaskKind::Batch, 1, 1);
+        let leases: Vec<_> = (0..6)
+            .map(|i| {
+                let (db, id) = (db.clone(), id.clone());
+                tokio::spawn(async move {
+                    db.run(move |c| lease_task(c, &id, &format!("p{i}"), T0, T0 + 1000)).await.unwrap()
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for l in leases {
+            winners += l.await.unwrap().is_some() as usize;
+        }
+        assert_eq!(winners, 1);
+        let err = db.run(|c| touch_prover(c, "ghost", T0)).await.unwrap_err();
+        assert!(matches!(err, DbError::NotFound(_)) && !err.is_transient());
+    });
+}
+
+#[test]
+fn sqlite_urls_create_the_file_and_its_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/deeper/zkpow.db");
+    let db = Db::connect(path.to_str().unwrap()).unwrap();
+    assert_eq!(db.backend(), Backend::Sqlite);
+    db.with_conn(|c| set_chain_cursor(c, 5, 6, &[7; 32], T0)).unwrap();
+    drop(db);
+    assert!(path.is_file());
+    // The same file under the other spellings of a SQLite URL.
+    for url in [format!("sqlite://{}", path.display()), format!("sqlite:{}", path.display())] {
+        let db = Db::connect(&url).unwrap();
+        assert_eq!(db.with_conn(|c| get_chain_cursor(c, 5)).unwrap().unwrap().block_number, 6);
+    }
+    assert!(matches!(Db::connect("mysql://localhost/zkpow"), Err(DbError::InvalidUrl(_))));
+}
