@@ -4,6 +4,7 @@
 pub mod encoding;
 pub mod groth16;
 pub mod pool;
+pub mod worker;
 
 pub use self::groth16::{Groth16Backend, Groth16Verifier};
 pub use pool::ProvingPool;

@@ -1,0 +1,16 @@
+//! The daemon's HTTP surface (actix-web): health, and the prover protocol
+//! under `/v1/prover/*`. Every error answers in one JSON shape
+//! ([`error::ErrorBody`]); unknown routes included.
+//!
+//! Handlers are thin: they authenticate, decode, forward a message to an
+//! actor and encode the reply. The protocol is documented in
+//! `docs/PROTOCOL.md` ("Prover protocol").
+
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod prover;
+
+pub use auth::BearerToken;
+pub use error::{not_found, ApiError};
+pub use prover::ProverApi;
