@@ -23,6 +23,7 @@ pub struct Config {
     pub log: LogConfig,
     pub keys: KeysConfig,
     pub prover: ProverConfig,
+    pub aggregator: AggregatorConfig,
     pub chains: Vec<ChainConfig>,
     pub rollups: Vec<RollupConfig>,
 }
@@ -64,6 +65,51 @@ pub struct ProverConfig {
     /// Proofs computed at once on this machine. Each proof already uses
     /// every core, so more than one only helps small shapes.
     pub workers: usize,
+    /// The aggregator this prover serves.
+    pub aggregator_url: String,
+    /// File holding the prover token (or use `token_env`).
+    pub token_file: Option<PathBuf>,
+    /// Environment variable holding the prover token. Must not start with
+    /// `ZKPOW_` (those are configuration keys).
+    pub token_env: Option<String>,
+    /// Name announced to the aggregator (default: the host name).
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AggregatorConfig {
+    /// `sqlite://path` (default, under the data directory) or `postgres://...`.
+    pub database_url: String,
+    /// HTTP listen address of the prover protocol and health endpoints.
+    pub listen: String,
+    /// File holding the token provers must present (or use `prover_token_env`).
+    pub prover_token_file: Option<PathBuf>,
+    /// Environment variable holding the prover token (not `ZKPOW_*`).
+    pub prover_token_env: Option<String>,
+    /// How often the chain is polled for new blocks.
+    pub poll_interval_ms: u64,
+    /// A lease without a heartbeat for this long goes back to the queue.
+    pub lease_ms: u64,
+    /// Leases that may end without a result before a task is failed.
+    pub max_attempts: u32,
+    /// Longest a prover's claim waits for work.
+    pub claim_poll_ms: u64,
+}
+
+impl Default for AggregatorConfig {
+    fn default() -> Self {
+        AggregatorConfig {
+            database_url: "sqlite://data/zkpow.db".into(),
+            listen: "127.0.0.1:8600".into(),
+            prover_token_file: None,
+            prover_token_env: None,
+            poll_interval_ms: 1_000,
+            lease_ms: 60_000,
+            max_attempts: 5,
+            claim_poll_ms: 10_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,6 +140,9 @@ pub struct RollupConfig {
     pub start_batch: u64,
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// JSON file of the genesis accounts (`[[index, {"balance": .., "nonce": ..}], ...]`);
+    /// its root must equal the contract's genesis root.
+    pub genesis_file: PathBuf,
 }
 
 fn default_confirmations() -> u64 {
@@ -126,7 +175,13 @@ impl Default for KeysConfig {
 
 impl Default for ProverConfig {
     fn default() -> Self {
-        ProverConfig { workers: 1 }
+        ProverConfig {
+            workers: 1,
+            aggregator_url: "http://127.0.0.1:8600".into(),
+            token_file: None,
+            token_env: None,
+            name: None,
+        }
     }
 }
 
@@ -180,6 +235,20 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: String, msg: &str| Err(ConfigError::Invalid { key, msg: msg.to_string() });
+        for (key, env) in [
+            ("prover.token_env", &self.prover.token_env),
+            ("aggregator.prover_token_env", &self.aggregator.prover_token_env),
+        ] {
+            if env.as_deref().is_some_and(|v| v.starts_with("ZKPOW_")) {
+                return invalid(key.into(), "ZKPOW_* variables are configuration keys; pick another name");
+            }
+        }
+        if self.aggregator.lease_ms < 1_000 {
+            return invalid("aggregator.lease_ms".into(), "must be at least 1000");
+        }
+        if self.aggregator.max_attempts == 0 {
+            return invalid("aggregator.max_attempts".into(), "must be at least 1");
+        }
         if self.prover.workers == 0 {
             return invalid("prover.workers".into(), "must be at least 1");
         }
@@ -271,7 +340,7 @@ mod tests {
         let f = write("[keys]\nshapes = [\"4\"]\n");
         let err = Config::load_with_env(Some(f.path()), env(&[])).unwrap_err().to_string();
         assert!(err.contains("keys.shapes") && err.contains("K,D"), "{err}");
-        let f = write("[[rollups]]\nname = \"r\"\nchain = \"nope\"\naddress = \"0x00\"\nshape = \"2,4\"\n");
+        let f = write("[[rollups]]\nname = \"r\"\nchain = \"nope\"\naddress = \"0x00\"\nshape = \"2,4\"\ngenesis_file = \"g.json\"\n");
         let err = Config::load_with_env(Some(f.path()), env(&[])).unwrap_err().to_string();
         assert!(err.contains("rollups[0].chain"), "{err}");
     }
@@ -287,7 +356,7 @@ mod tests {
     fn printed_config_loads_back_identically() {
         let f = write(
             "[[chains]]\nname = \"l1\"\nrpc_url = \"http://127.0.0.1:8545\"\nchain_id = 31337\nkey_env = \"MINER_KEY\"\n\
-             [[rollups]]\nname = \"r\"\nchain = \"l1\"\naddress = \"0x0000000000000000000000000000000000000001\"\nshape = \"2,4\"\n",
+             [[rollups]]\nname = \"r\"\nchain = \"l1\"\naddress = \"0x0000000000000000000000000000000000000001\"\nshape = \"2,4\"\ngenesis_file = \"g.json\"\n",
         );
         let cfg = Config::load_with_env(Some(f.path()), env(&[])).unwrap();
         let printed = write(&cfg.to_toml().unwrap());

@@ -109,10 +109,51 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("wrote {} proofs to {}", batches, out.display());
             Ok(())
         }
-        Command::Aggregator | Command::Prover | Command::Devnet | Command::Deploy | Command::Status => {
+        Command::Aggregator => {
+            let system = actix_rt::System::new();
+            system.block_on(async move {
+                let shutdown = shutdown_signal();
+                zkpow::aggregator::node::run(config, shutdown).await
+            })
+        }
+        Command::Prover => {
+            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            rt.block_on(zkpow::prover::worker::run_from_config(config, shutdown_signal()))
+        }
+        Command::Devnet | Command::Deploy | Command::Status => {
             anyhow::bail!("this command is not available in this version of zkpow yet")
         }
     }
+}
+
+/// Turns true on SIGINT or SIGTERM.
+fn shutdown_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    std::thread::spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("error: signal handler: {e}");
+                return;
+            }
+        };
+        rt.block_on(async {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: installing the SIGTERM handler: {e}");
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            tracing::info!("shutdown requested");
+            let _ = tx.send(true);
+        });
+    });
+    rx
 }
 
 fn setup(shapes: &[Shape], dir: PathBuf, force: bool) -> anyhow::Result<()> {

@@ -35,3 +35,20 @@ pub fn proof_hash(proof: &[u8], miner: &Address) -> B256 {
 pub fn u256_words(words: &[[u8; 32]]) -> Vec<U256> {
     words.iter().map(|w| U256::from_be_bytes(*w)).collect()
 }
+
+/// The miner's signing key from the chain's `key_file` or `key_env`. The key
+/// itself is never logged or printed.
+pub fn load_signer(chain: &crate::config::ChainConfig) -> anyhow::Result<alloy::signers::local::PrivateKeySigner> {
+    use anyhow::Context;
+    let raw = match (&chain.key_file, &chain.key_env) {
+        (Some(path), None) => std::fs::read_to_string(path)
+            .with_context(|| format!("chain {}: reading key_file {}", chain.name, path.display()))?,
+        (None, Some(var)) => std::env::var(var)
+            .with_context(|| format!("chain {}: environment variable {var} (key_env) is not set", chain.name))?,
+        _ => anyhow::bail!("chain {}: set exactly one of key_file and key_env", chain.name),
+    };
+    raw.trim()
+        .trim_start_matches("0x")
+        .parse::<alloy::signers::local::PrivateKeySigner>()
+        .map_err(|_| anyhow::anyhow!("chain {}: the private key is not 32 bytes of hex", chain.name))
+}

@@ -306,7 +306,22 @@ pub fn run_migrations(conn: &mut AnyConnection) -> Result<Vec<String>, DbError> 
         r.map(|v| v.iter().map(|m| m.to_string()).collect()).map_err(|e| DbError::Migration(e.to_string()))
     }
     match conn {
-        AnyConnection::Sqlite(c) => names(c.run_pending_migrations(SQLITE_MIGRATIONS)),
+        AnyConnection::Sqlite(c) => {
+            // SQLite has no advisory lock: when two processes open a new
+            // file at once, the loser sees the winner's tables mid-way.
+            // Retrying re-reads the applied versions and finds nothing left.
+            let mut attempt = 0;
+            loop {
+                match names(c.run_pending_migrations(SQLITE_MIGRATIONS)) {
+                    Err(e) if attempt < 20 => {
+                        attempt += 1;
+                        tracing::debug!(error = %e, attempt, "migration raced another process; retrying");
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                    other => return other,
+                }
+            }
+        }
         AnyConnection::Postgres(c) => {
             use diesel::RunQueryDsl;
             // Two daemons starting on one database would otherwise race to

@@ -588,6 +588,35 @@ async fn execute(pool: ProvingPool, task: ClaimResponse) -> Result<ProofPayload,
     }
 }
 
+/// `zkpow prover`: loads the configured shapes' parameters, then serves the
+/// configured aggregator until `shutdown` turns true.
+pub async fn run_from_config(cfg: crate::config::Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let mut keys = Vec::new();
+    for shape in &cfg.keys.shapes {
+        let dir = cfg.keys.dir.clone();
+        let shape = *shape;
+        let k = tokio::task::spawn_blocking(move || crate::circuit::keys::Keys::load(&dir, shape))
+            .await?
+            .with_context(|| format!("loading parameters for shape {shape} (run `zkpow setup --shape {shape}`)"))?;
+        keys.push(k);
+    }
+    let backend = std::sync::Arc::new(crate::prover::Groth16Backend::new(keys));
+    let pool = ProvingPool::new(backend, cfg.prover.workers).context("starting the proving threads")?;
+    let token = match (&cfg.prover.token_file, &cfg.prover.token_env) {
+        (Some(f), None) => BearerToken::from_file(f).with_context(|| format!("prover.token_file {}", f.display()))?,
+        (None, Some(v)) => BearerToken::from_env(v).with_context(|| format!("prover.token_env {v}"))?,
+        _ => anyhow::bail!("prover: set exactly one of token_file and token_env"),
+    };
+    let mut wc = WorkerConfig::new(
+        cfg.prover.aggregator_url.clone(),
+        token,
+        cfg.prover.name.clone().unwrap_or_else(default_name),
+    );
+    wc.slots = cfg.prover.workers;
+    run_worker(wc, pool, shutdown).await
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::{SocketAddr, TcpListener};

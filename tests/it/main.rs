@@ -2,4 +2,5 @@
 mod common;
 mod contracts;
 mod db;
+mod pipeline;
 mod watcher;

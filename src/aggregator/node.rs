@@ -1,0 +1,318 @@
+//! The aggregator daemon: wires the chain watchers, the pipeline over the
+//! database, the dispatcher and the HTTP server together, and runs until
+//! shutdown.
+//!
+//! Loops (each restartable from the database alone):
+//! * one watcher per base chain: confirmed sequences → database, reorgs →
+//!   rewind, the contract's verified batch → sequences marked verified;
+//! * one planner: executes new batches into witnesses and hands every ready
+//!   task to the dispatcher, woken by the watcher and by stored proofs;
+//! * the [`ProofStore`] actor, the dispatcher's sink: persists every accepted
+//!   result, then wakes the planner.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use alloy::primitives::Address;
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use anyhow::Context as _;
+use tokio::sync::{mpsc, watch};
+
+use super::dispatcher::{Dispatcher, DispatcherConfig, DispatcherHandle, Enqueue, ProofAccepted};
+use super::pipeline::{self, RollupCtx};
+use super::provers::RegistryConfig;
+use super::queue::QueueConfig;
+use super::verify::Groth16TaskVerifier;
+use crate::api::auth::BearerToken;
+use crate::api::prover::ProverApi;
+use crate::chain::bindings::ZkPowRollup;
+use crate::chain::watcher::{Cursor, Poll, Watcher};
+use crate::chain::{address_bytes, b256_to_root, load_signer};
+use crate::circuit::keys::VerifierKey;
+use crate::circuit::public::domain;
+use crate::circuit::{Account, StateTree};
+use crate::config::{Config, RollupConfig};
+use crate::db::{self, Db};
+use crate::prover::Groth16Verifier;
+
+/// The dispatcher's sink: stores accepted proofs before the task counts as
+/// done, so nothing a prover delivered is lost on a crash.
+pub struct ProofStore {
+    db: Db,
+    wake: mpsc::UnboundedSender<()>,
+}
+
+impl Actor for ProofStore {
+    type Context = actix::Context<Self>;
+}
+
+impl Handler<ProofAccepted> for ProofStore {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(&mut self, msg: ProofAccepted, _: &mut Self::Context) -> Self::Result {
+        let db = self.db.clone();
+        let wake = self.wake.clone();
+        Box::pin(async move {
+            let task = msg.task.id.clone();
+            db.run(move |c| pipeline::store_proof(c, &msg, db::now_ms())).await.map_err(|e| format!("{e:#}"))?;
+            tracing::info!(task = %task, "proof stored");
+            let _ = wake.send(());
+            Ok(())
+        })
+    }
+}
+
+/// Reads a genesis file: `[[index, {"balance": .., "nonce": ..}], ...]`.
+pub fn load_genesis(path: &std::path::Path) -> anyhow::Result<Vec<(u64, Account)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading genesis file {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing genesis file {}", path.display()))
+}
+
+struct RollupRuntime {
+    ctx: RollupCtx,
+    address: Address,
+    chain: String,
+}
+
+async fn rollup_runtime(cfg: &Config, r: &RollupConfig) -> anyhow::Result<RollupRuntime> {
+    let chain = cfg.chains.iter().find(|c| c.name == r.chain).context("rollup names an unknown chain")?;
+    let signer = load_signer(chain)?;
+    let address: Address = r.address.parse().with_context(|| format!("rollups.{}: address {:?}", r.name, r.address))?;
+    let vk = VerifierKey::load(&cfg.keys.dir, r.shape)?;
+    let genesis = load_genesis(&r.genesis_file)?;
+    let provider = ProviderBuilder::new().connect_http(chain.rpc_url.parse().context("chains.rpc_url")?);
+    let onchain_genesis = ZkPowRollup::new(address, provider)
+        .stateRootAt(0)
+        .call()
+        .await
+        .with_context(|| format!("rollup {}: reading the genesis root from {address}", r.name))?;
+    let local = StateTree::with_accounts(r.shape.d, genesis.clone()).root();
+    if b256_to_root(&onchain_genesis) != Some(local) {
+        anyhow::bail!(
+            "rollup {}: genesis file {} has root {} but the contract's genesis root is {onchain_genesis}",
+            r.name,
+            r.genesis_file.display(),
+            crate::circuit::public::fr_to_hex(&local)
+        );
+    }
+    Ok(RollupRuntime {
+        ctx: RollupCtx {
+            name: r.name.clone(),
+            shape: r.shape,
+            vk_hash: format!("0x{}", hex::encode(vk.vk_hash)),
+            domain: domain(chain.chain_id, &address_bytes(&address)),
+            miner: address_bytes(&signer.address()),
+            genesis,
+            start_batch: r.start_batch,
+        },
+        address,
+        chain: chain.name.clone(),
+    })
+}
+
+fn token(file: &Option<std::path::PathBuf>, env: &Option<String>, what: &str) -> anyhow::Result<BearerToken> {
+    match (file, env) {
+        (Some(f), None) => BearerToken::from_file(f).with_context(|| format!("{what}: token file {}", f.display())),
+        (None, Some(v)) => BearerToken::from_env(v).with_context(|| format!("{what}: token variable {v}")),
+        _ => anyhow::bail!("{what}: set exactly one of the token file and the token environment variable"),
+    }
+}
+
+/// Runs the aggregator until `shutdown` turns true. Call inside an actix system.
+pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let database_url = cfg.aggregator.database_url.clone();
+    let db = tokio::task::spawn_blocking(move || Db::connect(&database_url)).await?.with_context(|| {
+        format!(
+            "opening the database {}",
+            db::DbUrl::parse(&cfg.aggregator.database_url).map(|u| u.redacted()).unwrap_or_default()
+        )
+    })?;
+    let mut rollups = Vec::new();
+    for r in &cfg.rollups {
+        rollups.push(rollup_runtime(&cfg, r).await?);
+    }
+    let vks = cfg
+        .rollups
+        .iter()
+        .map(|r| r.shape)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|s| VerifierKey::load(&cfg.keys.dir, s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let prover_token = token(&cfg.aggregator.prover_token_file, &cfg.aggregator.prover_token_env, "aggregator")?;
+
+    let (wake_tx, mut wake_rx) = mpsc::unbounded_channel::<()>();
+    let store = ProofStore { db: db.clone(), wake: wake_tx.clone() }.start();
+    let dcfg = DispatcherConfig {
+        queue: QueueConfig {
+            lease_ms: cfg.aggregator.lease_ms,
+            max_attempts: cfg.aggregator.max_attempts,
+            ..QueueConfig::default()
+        }
+        .with_rollup_weights(&cfg.rollups),
+        provers: RegistryConfig::default(),
+        poll_ms: cfg.aggregator.claim_poll_ms,
+        ..DispatcherConfig::default()
+    };
+    let verifier = Arc::new(Groth16TaskVerifier::new(Groth16Verifier::new(vks)));
+    let dispatcher = DispatcherHandle::start(Dispatcher::new(dcfg, verifier, store.recipient()));
+
+    let api = ProverApi::new(dispatcher.clone(), prover_token);
+    let server = actix_web::HttpServer::new(move || {
+        let api = api.clone();
+        actix_web::App::new().configure(|c| api.configure(c)).configure(crate::api::health::configure)
+    })
+    .workers(2)
+    .disable_signals()
+    .bind(&cfg.aggregator.listen)
+    .with_context(|| format!("binding aggregator.listen {}", cfg.aggregator.listen))?
+    .run();
+    let server_handle = server.handle();
+    actix_rt::spawn(server);
+    tracing::info!(listen = %cfg.aggregator.listen, rollups = rollups.len(), "aggregator started");
+
+    // One watcher per chain.
+    let poll = Duration::from_millis(cfg.aggregator.poll_interval_ms);
+    for chain in &cfg.chains {
+        let mine: Vec<(Address, RollupCtx)> =
+            rollups.iter().filter(|r| r.chain == chain.name).map(|r| (r.address, r.ctx.clone())).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let provider: DynProvider =
+            ProviderBuilder::new().connect_http(chain.rpc_url.parse().context("chains.rpc_url")?).erased();
+        let start = mine.iter().map(|(_, c)| c.start_batch).min().unwrap_or(1);
+        let (db, wake, chain_id, confirmations, name) =
+            (db.clone(), wake_tx.clone(), chain.chain_id, chain.confirmations, chain.name.clone());
+        actix_rt::spawn(async move {
+            watch_chain(db, provider, mine, chain_id, confirmations, start, poll, wake, name).await;
+        });
+    }
+
+    // The planner.
+    let _ = wake_tx.send(());
+    let ctxs: Vec<RollupCtx> = rollups.iter().map(|r| r.ctx.clone()).collect();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = wake_rx.recv() => {}
+            _ = tokio::time::sleep(poll * 5) => {}
+        }
+        while wake_rx.try_recv().is_ok() {}
+        for ctx in &ctxs {
+            let c = ctx.clone();
+            let planned = db
+                .run(move |conn| {
+                    pipeline::execute(conn, &c, db::now_ms())?;
+                    pipeline::plan_tasks(conn, &c, db::now_ms())
+                })
+                .await;
+            match planned {
+                Ok(tasks) => {
+                    for t in tasks {
+                        let id = t.id();
+                        if let Err(e) = dispatcher.addr().send(Enqueue(t)).await {
+                            tracing::error!(task = %id, error = %e, "dispatcher unavailable");
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(rollup = %ctx.name, error = %format!("{e:#}"), "planning failed"),
+            }
+        }
+    }
+    tracing::info!("aggregator stopping");
+    server_handle.stop(true).await;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn watch_chain(
+    db: Db,
+    provider: DynProvider,
+    rollups: Vec<(Address, RollupCtx)>,
+    chain_id: u64,
+    confirmations: u64,
+    start_batch_block: u64,
+    poll: Duration,
+    wake: mpsc::UnboundedSender<()>,
+    chain: String,
+) {
+    let by_address: HashMap<Address, RollupCtx> = rollups.iter().cloned().collect();
+    let watcher = Watcher::new(provider.clone(), rollups.iter().map(|(a, _)| *a).collect(), confirmations);
+    let _ = start_batch_block;
+    let mut backoff = poll;
+    loop {
+        let step = async {
+            let cursor = db
+                .run(move |c| db::get_chain_cursor(c, chain_id))
+                .await?
+                .map(|c| Cursor { block: c.block_number, hash: c.block_hash.into() });
+            match watcher.poll(cursor, 0).await? {
+                Poll::Idle => Ok::<bool, anyhow::Error>(false),
+                Poll::Progress { sequences, cursor } => {
+                    let by_address = by_address.clone();
+                    let n = sequences.len();
+                    db.run(move |c| {
+                        db::transaction(c, |c| {
+                            for (addr, ctx) in &by_address {
+                                let mine: Vec<_> = sequences.iter().filter(|s| s.rollup == *addr).cloned().collect();
+                                pipeline::ingest(c, ctx, &mine, db::now_ms())?;
+                            }
+                            db::set_chain_cursor(c, chain_id, cursor.block, &cursor.hash.0, db::now_ms())
+                        })
+                    })
+                    .await?;
+                    if n > 0 {
+                        tracing::info!(chain = %chain, sequences = n, block = cursor.block, "sequences stored");
+                    }
+                    Ok(true)
+                }
+                Poll::Reorg { rewind_to } => {
+                    let hash = provider
+                        .get_block_by_number(rewind_to.into())
+                        .await?
+                        .map(|b| b.header.hash)
+                        .context("rewind block missing")?;
+                    let names: Vec<String> = by_address.values().map(|c| c.name.clone()).collect();
+                    db.run(move |c| {
+                        db::transaction(c, |c| {
+                            for n in &names {
+                                db::rewind(c, n, rewind_to)?;
+                            }
+                            db::set_chain_cursor(c, chain_id, rewind_to, &hash.0, db::now_ms())
+                        })
+                    })
+                    .await?;
+                    tracing::warn!(chain = %chain, rewind_to, "reorg: rewound");
+                    Ok(true)
+                }
+            }
+        };
+        match step.await {
+            Ok(progress) => {
+                backoff = poll;
+                for (addr, ctx) in &by_address {
+                    if let Ok(lv) = ZkPowRollup::new(*addr, provider.clone()).lastVerifiedBatch().call().await {
+                        let name = ctx.name.clone();
+                        if let Ok(n) = db.run(move |c| pipeline::mark_verified(c, &name, lv, db::now_ms())).await {
+                            if n > 0 {
+                                tracing::info!(rollup = %ctx.name, last_verified = lv, "sequences verified on chain");
+                            }
+                        }
+                    }
+                }
+                let _ = wake.send(());
+                if !progress {
+                    tokio::time::sleep(poll).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(chain = %chain, error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "watcher step failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The whole proving pipeline with real processes: an aggregator and two
+//! prover workers (the `zkpow` binary) against anvil, on SQLite and on
+//! PostgreSQL. A 4-batch and a 1-batch sequence go through batch →
+//! aggregate → final, and the final artifacts verify with the contract's
+//! verifier on chain.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Bytes, U256};
+use rand::SeedableRng;
+use zkpow::aggregator::pipeline::final_artifact;
+use zkpow::chain::bindings::{Groth16BatchVerifier, ZkPowRollup};
+use zkpow::chain::deploy::{deploy, RollupParams};
+use zkpow::chain::root_to_b256;
+use zkpow::circuit::batch::encode;
+use zkpow::circuit::executor::apply_batch;
+use zkpow::circuit::keys::{cached_test_keys, test_params_dir};
+use zkpow::circuit::sample::{genesis_accounts, random_transfers};
+use zkpow::circuit::{Shape, StateTree};
+use zkpow::db::{self, Db, SequenceState};
+use zkpow::prover::encoding::vk_to_bytes;
+
+use crate::common::anvil::{spawn, wallet};
+
+/// Kills the child process when dropped, so a failing test leaves nothing running.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn zkpow(config: &Path, args: &[&str], log: &Path, name: &'static str, env: &[(&str, &str)]) -> Proc {
+    let out = std::fs::File::create(log).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zkpow"));
+    cmd.arg("--config").arg(config).args(args).stdout(Stdio::null()).stderr(out).env("RUST_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let _ = name;
+    Proc(cmd.spawn().unwrap())
+}
+
+async fn run_pipeline(database_url: &str, kill_one_prover: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let anvil = spawn();
+    let (_, owner) = wallet(&anvil, 0);
+    let (seq_addr, sequencer) = wallet(&anvil, 1);
+    let shape = Shape::TEST;
+    let keys = cached_test_keys(shape).unwrap();
+    let genesis = genesis_accounts(shape, 8, 1_000_000);
+    let mut state = StateTree::with_accounts(shape.d, genesis.clone());
+    let params = RollupParams::dev(
+        vk_to_bytes(&keys.params.vk).unwrap(),
+        seq_addr,
+        root_to_b256(&state.root()),
+        shape.batch_bytes() as u64,
+    );
+    let dep = deploy(owner.clone(), &params, None).await.unwrap();
+    let rollup = ZkPowRollup::new(dep.rollup, sequencer.clone());
+    let mut rng = rand::rngs::ChaCha20Rng::seed_from_u64(5);
+    for n in [4usize, 1] {
+        let mut batches = Vec::new();
+        for _ in 0..n {
+            let bytes = encode(shape, &random_transfers(&mut rng, shape, &state, 8, 0.3)).unwrap();
+            apply_batch(&mut state, shape, &bytes).unwrap();
+            batches.push(Bytes::from(bytes));
+        }
+        rollup.sequenceBatches(batches).send().await.unwrap().get_receipt().await.unwrap();
+    }
+
+    let port = free_port();
+    std::fs::write(dir.path().join("token"), "test-prover-token-0123456789abcdef\n").unwrap();
+    std::fs::write(dir.path().join("miner.key"), format!("{}\n", hex::encode(anvil.keys()[2].to_bytes()))).unwrap();
+    std::fs::write(dir.path().join("genesis.json"), serde_json::to_string(&genesis).unwrap()).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[keys]
+dir = "{keys}"
+shapes = ["2,4"]
+
+[aggregator]
+database_url = "{database_url}"
+listen = "127.0.0.1:{port}"
+prover_token_file = "{tmp}/token"
+poll_interval_ms = 200
+lease_ms = 4000
+claim_poll_ms = 1000
+
+[prover]
+aggregator_url = "http://127.0.0.1:{port}"
+token_file = "{tmp}/token"
+
+[[chains]]
+name = "l1"
+rpc_url = "{rpc}"
+chain_id = {chain_id}
+confirmations = 0
+key_file = "{tmp}/miner.key"
+
+[[rollups]]
+name = "r1"
+chain = "l1"
+address = "{rollup}"
+shape = "2,4"
+genesis_file = "{tmp}/genesis.json"
+"#,
+            keys = test_params_dir().display(),
+            tmp = dir.path().display(),
+            rpc = anvil.endpoint(),
+            chain_id = anvil.chain_id(),
+            rollup = dep.rollup,
+        ),
+    )
+    .unwrap();
+
+    let _agg = zkpow(&config, &["aggregator"], &dir.path().join("agg.log"), "aggregator", &[]);
+    let prover = |name: &'static str| {
+        zkpow(&config, &["prover"], &dir.path().join(format!("{name}.log")), name, &[("ZKPOW_PROVER__NAME", name)])
+    };
+    let db = Db::connect(database_url).unwrap();
+    let done_tasks = |db: &Db| -> Vec<db::ProofTask> {
+        db.with_conn(|c| {
+            let mut all = db::sequence_tasks(c, "r1", 1)?;
+            all.extend(db::sequence_tasks(c, "r1", 5)?);
+            Ok(all)
+        })
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.status == db::TaskStatus::Done)
+        .collect()
+    };
+    let started = Instant::now();
+    let wait = |what: &str| {
+        if started.elapsed() > Duration::from_secs(240) {
+            let log = std::fs::read_to_string(dir.path().join("agg.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            panic!(
+                "{what} not reached in time; aggregator log tail:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+    };
+    let _p2;
+    if kill_one_prover {
+        // p1 works alone until it has delivered a proof and (the queue still
+        // being full) holds its next lease; then it is SIGKILLed. Its lease
+        // must expire and p2, started afterwards, must finish everything.
+        let p1 = prover("p1");
+        while done_tasks(&db).is_empty() {
+            wait("a first proof");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drop(p1);
+        _p2 = vec![prover("p2")];
+    } else {
+        _p2 = vec![prover("p1"), prover("p2")];
+    }
+    loop {
+        let seqs = db.with_conn(|c| db::list_sequences(c, "r1", &[])).unwrap();
+        if seqs.len() == 2 && seqs.iter().all(|s| s.state == SequenceState::Proven) {
+            break;
+        }
+        wait("both sequences proven");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    if kill_one_prover {
+        let provers: std::collections::BTreeSet<String> = done_tasks(&db)
+            .iter()
+            .filter_map(|t| db.with_conn(|c| db::get_proof(c, &t.id)).unwrap().and_then(|p| p.prover))
+            .collect();
+        assert_eq!(provers.len(), 2, "the killed prover's work was finished by the other: {provers:?}");
+    }
+
+    let verifier = Groth16BatchVerifier::new(dep.verifier, owner.clone());
+    for (init, fin) in [(1u64, 4u64), (5, 5)] {
+        let art = db.with_conn(|c| final_artifact(c, "r1", init)).unwrap().expect("final artifact");
+        assert_eq!((art.init_batch, art.final_batch), (init, fin));
+        assert_eq!(art.bundle.proofs.len() as u64, fin - init + 1);
+        art.bundle.check_covers(init, fin).unwrap();
+        let inputs: Vec<U256> = art.inputs().iter().map(|w| U256::from_be_bytes(*w)).collect();
+        let ok = verifier.verify(inputs, Bytes::from(art.proof_bytes())).call().await.unwrap();
+        assert!(ok, "final artifact of sequence {init}..{fin} must verify on chain");
+    }
+    let last = db.with_conn(|c| final_artifact(c, "r1", 5)).unwrap().unwrap();
+    assert_eq!(last.new_state_root(), Some(state.root()), "the pipeline's root is the native executor's");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pipeline_proves_sequences_with_two_provers_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    run_pipeline(&format!("sqlite://{}/agg.db", dir.path().display()), false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pipeline_survives_a_killed_prover_on_postgres() {
+    let pg = crate::common::postgres_db();
+    run_pipeline(pg.url(), true).await;
+}
