@@ -152,6 +152,9 @@ genesis_file = "{tmp}/genesis.json"
             );
         }
     };
+    if !kill_one_prover {
+        garbage_prover(port, &format!("0x{}", hex::encode(keys.vk_hash)), started).await;
+    }
     let _p2;
     if kill_one_prover {
         // p1 works alone until it has delivered a proof and (the queue still
@@ -208,4 +211,69 @@ async fn pipeline_proves_sequences_with_two_provers_on_sqlite() {
 async fn pipeline_survives_a_killed_prover_on_postgres() {
     let pg = crate::common::postgres_db();
     run_pipeline(pg.url(), true).await;
+}
+
+/// A prover that returns garbage to the real aggregator: each submission is
+/// rejected with a clear error and counted, and after repeats the prover is
+/// quarantined. The tasks go back to the queue for honest provers.
+async fn garbage_prover(port: u16, vk_hash: &str, started: Instant) {
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("http://127.0.0.1:{port}/v1/prover/{p}");
+    let auth = "Bearer test-prover-token-0123456789abcdef";
+    // Wait for the aggregator to listen.
+    let registered = loop {
+        let r = http
+            .post(url("register"))
+            .header("authorization", auth)
+            .json(&serde_json::json!({"name": "garbage", "version": "0", "shapes": [{"shape": "2,4", "vk_hash": vk_hash}], "threads": 1}))
+            .send()
+            .await;
+        match r {
+            Ok(r) if r.status().is_success() => break r.json::<serde_json::Value>().await.unwrap(),
+            _ if started.elapsed() < Duration::from_secs(60) => tokio::time::sleep(Duration::from_millis(200)).await,
+            other => panic!("aggregator never accepted a registration: {other:?}"),
+        }
+    };
+    let id = registered["prover_id"].as_str().unwrap().to_string();
+    let mut rejected = 0;
+    while rejected < 3 {
+        let r = http
+            .post(url("claim"))
+            .header("authorization", auth)
+            .json(&serde_json::json!({"prover_id": id}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "claim failed: {}", r.status());
+        if r.status() == reqwest::StatusCode::NO_CONTENT {
+            assert!(started.elapsed() < Duration::from_secs(120), "no task was ever handed out");
+            continue;
+        }
+        let claim: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(claim["kind"], "batch", "only batch tasks exist before any proof");
+        let req: zkpow::prover::ProofRequest = serde_json::from_value(claim["request"].clone()).unwrap();
+        let garbage = zkpow::prover::ProofOutput { proof: vec![1u8; 512], public: req.public_inputs() };
+        let r = http
+            .post(url("submit"))
+            .header("authorization", auth)
+            .json(&serde_json::json!({"prover_id": id, "task_id": claim["task_id"], "proof": garbage}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 422, "garbage must be rejected as an invalid proof");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_proof", "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().len() > 10, "a clear error: {body}");
+        rejected += 1;
+    }
+    let r = http
+        .post(url("claim"))
+        .header("authorization", auth)
+        .json(&serde_json::json!({"prover_id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "after three invalid proofs the prover is quarantined");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "quarantined", "{body}");
 }
