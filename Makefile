@@ -5,7 +5,7 @@ export ZKPOW_TEST_PARAMS_DIR ?= $(CURDIR)/target/zkpow-params
 
 include mk/evm.mk
 
-.PHONY: all build test test-rust run bench bench-prove fmt lint clean fixtures setup-test-keys
+.PHONY: services all build test test-rust run bench bench-prove fmt lint clean fixtures setup-test-keys
 
 all: build
 
@@ -15,7 +15,17 @@ build:
 ## Everything the test suite needs, installed by this Makefile, then the tests.
 test: tools contracts-check forge-test test-rust
 
-test-rust: tools
+## PostgreSQL for the tests that run on both database backends (the
+## machine's own cluster, trust auth on 127.0.0.1:5432).
+services:
+	@if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
+	  echo "starting PostgreSQL"; \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start; \
+	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+	fi
+	@pg_isready -h 127.0.0.1 -p 5432
+
+test-rust: tools services
 	ANVIL=$(ANVIL) $(CARGO) test --lib --bins --tests
 
 ## The main job: a local network with real proofs.
