@@ -353,6 +353,13 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+        let cfg = Config::load_with_env(Some(&path), env(&[])).unwrap();
+        assert_eq!(cfg.aggregator.listen, "127.0.0.1:8600");
+    }
+
+    #[test]
     fn printed_config_loads_back_identically() {
         let f = write(
             "[[chains]]\nname = \"l1\"\nrpc_url = \"http://127.0.0.1:8545\"\nchain_id = 31337\nkey_env = \"MINER_KEY\"\n\
