@@ -183,11 +183,10 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
         }
         let provider: DynProvider =
             ProviderBuilder::new().connect_http(chain.rpc_url.parse().context("chains.rpc_url")?).erased();
-        let start = mine.iter().map(|(_, c)| c.start_batch).min().unwrap_or(1);
         let (db, wake, chain_id, confirmations, name) =
             (db.clone(), wake_tx.clone(), chain.chain_id, chain.confirmations, chain.name.clone());
         actix_rt::spawn(async move {
-            watch_chain(db, provider, mine, chain_id, confirmations, start, poll, wake, name).await;
+            watch_chain(db, provider, mine, chain_id, confirmations, poll, wake, name).await;
         });
     }
 
@@ -234,14 +233,12 @@ async fn watch_chain(
     rollups: Vec<(Address, RollupCtx)>,
     chain_id: u64,
     confirmations: u64,
-    start_batch_block: u64,
     poll: Duration,
     wake: mpsc::UnboundedSender<()>,
     chain: String,
 ) {
     let by_address: HashMap<Address, RollupCtx> = rollups.iter().cloned().collect();
     let watcher = Watcher::new(provider.clone(), rollups.iter().map(|(a, _)| *a).collect(), confirmations);
-    let _ = start_batch_block;
     let mut backoff = poll;
     loop {
         let step = async {
