@@ -49,7 +49,18 @@ fn zkpow(config: &Path, args: &[&str], log: &Path, name: &'static str, env: &[(&
     Proc(cmd.spawn().unwrap())
 }
 
-async fn run_pipeline(database_url: &str, kill_one_prover: bool) {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    /// Two provers, and a garbage prover that gets quarantined first.
+    TwoProvers,
+    /// One prover is SIGKILLed mid-work; the other finishes.
+    KillProver,
+    /// The aggregator is SIGKILLed mid-work and restarted.
+    RestartAggregator,
+}
+
+async fn run_pipeline(database_url: &str, scenario: Scenario) {
+    let kill_one_prover = scenario == Scenario::KillProver;
     let dir = tempfile::tempdir().unwrap();
     let anvil = spawn();
     let (_, owner) = wallet(&anvil, 0);
@@ -125,7 +136,7 @@ genesis_file = "{tmp}/genesis.json"
     )
     .unwrap();
 
-    let _agg = zkpow(&config, &["aggregator"], &dir.path().join("agg.log"), "aggregator", &[]);
+    let mut agg = zkpow(&config, &["aggregator"], &dir.path().join("agg.log"), "aggregator", &[]);
     let prover = |name: &'static str| {
         zkpow(&config, &["prover"], &dir.path().join(format!("{name}.log")), name, &[("ZKPOW_PROVER__NAME", name)])
     };
@@ -152,7 +163,7 @@ genesis_file = "{tmp}/genesis.json"
             );
         }
     };
-    if !kill_one_prover {
+    if scenario == Scenario::TwoProvers {
         garbage_prover(port, &format!("0x{}", hex::encode(keys.vk_hash)), started).await;
     }
     let _p2;
@@ -171,6 +182,20 @@ genesis_file = "{tmp}/genesis.json"
     } else {
         _p2 = vec![prover("p1"), prover("p2")];
     }
+    if scenario == Scenario::RestartAggregator {
+        // Everything the first aggregator accepted is in the database; the
+        // restarted one resumes from it and the provers reconnect.
+        while done_tasks(&db).is_empty() {
+            wait("a first proof");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        drop(agg);
+        let before = done_tasks(&db).len();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        agg = zkpow(&config, &["aggregator"], &dir.path().join("agg2.log"), "aggregator", &[]);
+        assert!((1..10).contains(&before), "killed mid-work: {before} of 10 tasks done");
+    }
+    let _agg = agg;
     loop {
         let seqs = db.with_conn(|c| db::list_sequences(c, "r1", &[])).unwrap();
         if seqs.len() == 2 && seqs.iter().all(|s| s.state == SequenceState::Proven) {
@@ -204,13 +229,19 @@ genesis_file = "{tmp}/genesis.json"
 #[tokio::test(flavor = "multi_thread")]
 async fn pipeline_proves_sequences_with_two_provers_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    run_pipeline(&format!("sqlite://{}/agg.db", dir.path().display()), false).await;
+    run_pipeline(&format!("sqlite://{}/agg.db", dir.path().display()), Scenario::TwoProvers).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pipeline_resumes_after_the_aggregator_is_killed_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    run_pipeline(&format!("sqlite://{}/agg.db", dir.path().display()), Scenario::RestartAggregator).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pipeline_survives_a_killed_prover_on_postgres() {
     let pg = crate::common::postgres_db();
-    run_pipeline(pg.url(), true).await;
+    run_pipeline(pg.url(), Scenario::KillProver).await;
 }
 
 /// A prover that returns garbage to the real aggregator: each submission is
