@@ -36,22 +36,6 @@ pub struct RollupCtx {
     pub start_batch: u64,
 }
 
-fn db_kind(k: TaskKind) -> db::TaskKind {
-    match k {
-        TaskKind::Batch => db::TaskKind::Batch,
-        TaskKind::Aggregate => db::TaskKind::Aggregate,
-        TaskKind::Final => db::TaskKind::Final,
-    }
-}
-
-fn agg_kind(k: db::TaskKind) -> TaskKind {
-    match k {
-        db::TaskKind::Batch => TaskKind::Batch,
-        db::TaskKind::Aggregate => TaskKind::Aggregate,
-        db::TaskKind::Final => TaskKind::Final,
-    }
-}
-
 /// Stores sequences found by the watcher; returns how many were new.
 pub fn ingest(
     conn: &mut AnyConnection,
@@ -153,7 +137,7 @@ pub fn plan_tasks(conn: &mut AnyConnection, ctx: &RollupCtx, now: db::Millis) ->
         let mut final_done = false;
         let mut pending = Vec::new();
         for t in &tasks {
-            let kind = agg_kind(t.kind);
+            let kind = t.kind;
             let range = (t.first_batch, t.last_batch);
             created.insert((kind, range));
             match (t.status, kind) {
@@ -192,7 +176,7 @@ pub fn plan_tasks(conn: &mut AnyConnection, ctx: &RollupCtx, now: db::Millis) ->
             if !created.contains(&(*kind, *range)) {
                 new_db.push(db::NewTask {
                     rollup: ctx.name.clone(),
-                    kind: db_kind(*kind),
+                    kind: *kind,
                     first_batch: range.0,
                     last_batch: range.1,
                     init_batch: seq.init_batch,

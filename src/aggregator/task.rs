@@ -8,8 +8,6 @@
 //! `old_root` of the right). The task kinds stay general so a recursive
 //! backend can later return a single proof instead.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use crate::circuit::Shape;
@@ -20,26 +18,11 @@ use crate::prover::{ProofOutput, ProofRequest};
 /// that replays its plan) is recognised as the same task.
 pub type TaskId = String;
 
-/// The step of a sequence's proof tree a task computes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TaskKind {
-    Batch,
-    Aggregate,
-    Final,
-}
+/// The step of a sequence's proof tree a task computes: the same kind the
+/// database stores with each task row.
+pub use crate::db::TaskKind;
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 3] = [TaskKind::Batch, TaskKind::Aggregate, TaskKind::Final];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskKind::Batch => "batch",
-            TaskKind::Aggregate => "aggregate",
-            TaskKind::Final => "final",
-        }
-    }
-
     /// Critical-path rank within one sequence, lower runs first: a Final
     /// unblocks the on-chain submission, an Aggregate unblocks the Final.
     pub(crate) fn critical_rank(self) -> u8 {
@@ -48,12 +31,6 @@ impl TaskKind {
             TaskKind::Aggregate => 1,
             TaskKind::Batch => 2,
         }
-    }
-}
-
-impl fmt::Display for TaskKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -200,9 +177,7 @@ impl NewTask {
     }
 }
 
-pub fn task_id(rollup: &str, kind: TaskKind, first: u64, last: u64) -> TaskId {
-    format!("{rollup}/{kind}/{first}-{last}")
-}
+pub use crate::db::task_id;
 
 /// A task as the queue keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
