@@ -112,14 +112,6 @@ async fn rollup_runtime(cfg: &Config, r: &RollupConfig) -> anyhow::Result<Rollup
     })
 }
 
-fn token(file: &Option<std::path::PathBuf>, env: &Option<String>, what: &str) -> anyhow::Result<BearerToken> {
-    match (file, env) {
-        (Some(f), None) => BearerToken::from_file(f).with_context(|| format!("{what}: token file {}", f.display())),
-        (None, Some(v)) => BearerToken::from_env(v).with_context(|| format!("{what}: token variable {v}")),
-        _ => anyhow::bail!("{what}: set exactly one of the token file and the token environment variable"),
-    }
-}
-
 /// Runs the aggregator until `shutdown` turns true. Call inside an actix system.
 pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let database_url = cfg.aggregator.database_url.clone();
@@ -141,7 +133,11 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
         .into_iter()
         .map(|s| VerifierKey::load(&cfg.keys.dir, s))
         .collect::<Result<Vec<_>, _>>()?;
-    let prover_token = token(&cfg.aggregator.prover_token_file, &cfg.aggregator.prover_token_env, "aggregator")?;
+    let prover_token = BearerToken::from_file_or_env(
+        cfg.aggregator.prover_token_file.as_deref(),
+        cfg.aggregator.prover_token_env.as_deref(),
+        "aggregator",
+    )?;
 
     let (wake_tx, mut wake_rx) = mpsc::unbounded_channel::<()>();
     let store = ProofStore { db: db.clone(), wake: wake_tx.clone() }.start();

@@ -63,6 +63,18 @@ impl BearerToken {
         BearerToken::new(v.trim())
     }
 
+    /// The token from exactly one of a file or an environment variable, as
+    /// the configuration names them; `what` prefixes errors (the config
+    /// section).
+    pub fn from_file_or_env(file: Option<&Path>, env: Option<&str>, what: &str) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        match (file, env) {
+            (Some(f), None) => BearerToken::from_file(f).with_context(|| format!("{what}: token file {}", f.display())),
+            (None, Some(v)) => BearerToken::from_env(v).with_context(|| format!("{what}: token variable {v}")),
+            _ => anyhow::bail!("{what}: set exactly one of the token file and the token environment variable"),
+        }
+    }
+
     /// The `Authorization` header value for a client.
     pub fn header_value(&self) -> String {
         format!("Bearer {}", self.0)

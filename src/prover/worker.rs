@@ -603,11 +603,8 @@ pub async fn run_from_config(cfg: crate::config::Config, shutdown: watch::Receiv
     }
     let backend = std::sync::Arc::new(crate::prover::Groth16Backend::new(keys));
     let pool = ProvingPool::new(backend, cfg.prover.workers).context("starting the proving threads")?;
-    let token = match (&cfg.prover.token_file, &cfg.prover.token_env) {
-        (Some(f), None) => BearerToken::from_file(f).with_context(|| format!("prover.token_file {}", f.display()))?,
-        (None, Some(v)) => BearerToken::from_env(v).with_context(|| format!("prover.token_env {v}"))?,
-        _ => anyhow::bail!("prover: set exactly one of token_file and token_env"),
-    };
+    let token =
+        BearerToken::from_file_or_env(cfg.prover.token_file.as_deref(), cfg.prover.token_env.as_deref(), "prover")?;
     let mut wc = WorkerConfig::new(
         cfg.prover.aggregator_url.clone(),
         token,
