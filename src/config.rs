@@ -24,6 +24,7 @@ pub struct Config {
     pub keys: KeysConfig,
     pub prover: ProverConfig,
     pub aggregator: AggregatorConfig,
+    pub sender: SenderConfig,
     pub chains: Vec<ChainConfig>,
     pub rollups: Vec<RollupConfig>,
 }
@@ -108,6 +109,51 @@ impl Default for AggregatorConfig {
             lease_ms: 60_000,
             max_attempts: 5,
             claim_poll_ms: 10_000,
+        }
+    }
+}
+
+/// How proofs are taken on chain (commit within T1, reveal within T2) and
+/// how the transaction manager treats fees.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SenderConfig {
+    /// Send nothing on chain (prove only). The daemon still tracks the chain.
+    pub enabled: bool,
+    /// Do not commit with fewer blocks than this left in T1: a commit mined
+    /// after T1 reverts and wastes its gas.
+    pub commit_margin_blocks: u64,
+    /// Do not start a reveal with fewer blocks than this left in T2.
+    pub reveal_margin_blocks: u64,
+    /// Re-sign a transaction with higher fees when it has waited this many
+    /// blocks without being mined.
+    pub bump_after_blocks: u64,
+    /// Fee increase per bump, percent (nodes require at least 10).
+    pub bump_percent: u64,
+    /// Never pay more than this per gas (gwei), bumps included.
+    pub max_fee_per_gas_gwei: u64,
+    /// Extra gas over the node's estimate, percent.
+    pub gas_limit_margin_percent: u64,
+    /// Claim rewards after the window of a sequence we proved ends.
+    pub claim_rewards: bool,
+    /// Skip a commit when the estimated gas of commit and reveal costs more
+    /// than the sequence's whole reward. Off by default: a miner may prove at
+    /// a loss to keep its place, and the estimate ignores the reward share.
+    pub profit_guard: bool,
+}
+
+impl Default for SenderConfig {
+    fn default() -> Self {
+        SenderConfig {
+            enabled: true,
+            commit_margin_blocks: 3,
+            reveal_margin_blocks: 2,
+            bump_after_blocks: 3,
+            bump_percent: 20,
+            max_fee_per_gas_gwei: 500,
+            gas_limit_margin_percent: 25,
+            claim_rewards: true,
+            profit_guard: false,
         }
     }
 }
@@ -248,6 +294,12 @@ impl Config {
         }
         if self.aggregator.max_attempts == 0 {
             return invalid("aggregator.max_attempts".into(), "must be at least 1");
+        }
+        if self.sender.bump_percent < 10 {
+            return invalid("sender.bump_percent".into(), "nodes refuse replacements below 10 percent");
+        }
+        if self.sender.commit_margin_blocks < 2 {
+            return invalid("sender.commit_margin_blocks".into(), "must be at least 2 (the commit lands a block later)");
         }
         if self.prover.workers == 0 {
             return invalid("prover.workers".into(), "must be at least 1");

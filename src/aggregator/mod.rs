@@ -8,11 +8,13 @@
 //! logic is unit-tested without a running system.
 
 pub mod dispatcher;
+pub mod manager;
 pub mod node;
 pub mod pipeline;
 pub mod plan;
 pub mod provers;
 pub mod queue;
+pub mod sender;
 pub mod task;
 pub mod verify;
 

@@ -20,6 +20,7 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use anyhow::Context as _;
 use tokio::sync::{mpsc, watch};
 
+use super::manager::{ChainSender, SenderControl, SenderRollup};
 use super::dispatcher::{Dispatcher, DispatcherConfig, DispatcherHandle, Enqueue, ProofAccepted};
 use super::pipeline::{self, RollupCtx};
 use super::provers::RegistryConfig;
@@ -28,6 +29,7 @@ use super::verify::Groth16TaskVerifier;
 use crate::api::auth::BearerToken;
 use crate::api::prover::ProverApi;
 use crate::chain::bindings::ZkPowRollup;
+use crate::chain::txmanager::TxManager;
 use crate::chain::watcher::{Cursor, Poll, Watcher};
 use crate::chain::{address_bytes, b256_to_root, load_signer};
 use crate::circuit::keys::VerifierKey;
@@ -184,6 +186,37 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
         actix_rt::spawn(async move {
             watch_chain(db, provider, mine, chain_id, confirmations, poll, wake, name).await;
         });
+    }
+
+    // One proof manager and sender per chain, with the chain's transaction manager.
+    let control = Arc::new(SenderControl::default());
+    if cfg.sender.enabled {
+        for chain in &cfg.chains {
+            let mine: Vec<SenderRollup> = rollups
+                .iter()
+                .filter(|r| r.chain == chain.name)
+                .map(|r| SenderRollup { ctx: r.ctx.clone(), address: r.address })
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let provider: DynProvider =
+                ProviderBuilder::new().connect_http(chain.rpc_url.parse().context("chains.rpc_url")?).erased();
+            let tm = TxManager::new(
+                db.clone(),
+                provider,
+                load_signer(chain)?,
+                chain.chain_id,
+                chain.name.clone(),
+                chain.confirmations,
+                cfg.sender.clone(),
+            );
+            tracing::info!(chain = %chain.name, miner = %tm.address(), rollups = mine.len(), "sender started");
+            let sender = ChainSender::new(db.clone(), Arc::new(tm), mine, cfg.sender.clone(), control.clone());
+            actix_rt::spawn(sender.run(poll, shutdown.clone()));
+        }
+    } else {
+        tracing::warn!("sender.enabled = false: proofs are not submitted on chain");
     }
 
     // The planner.

@@ -2,6 +2,7 @@
 //! artifacts, and deployment of the verifier, deposit and rollup contracts.
 pub mod bindings;
 pub mod deploy;
+pub mod txmanager;
 pub mod watcher;
 
 use alloy::primitives::{Address, B256, U256};

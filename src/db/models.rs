@@ -116,6 +116,44 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// What a transaction of the sender does.
+    TxPurpose {
+        /// `submitProofHash`: step 1, within T1.
+        Commit => "commit",
+        /// `verifyBatches`: step 2, within T2.
+        Reveal => "reveal",
+        /// `claimReward` after the window.
+        Claim => "claim",
+    }
+}
+
+text_enum! {
+    /// Where an outbox transaction is. `Mined` has a receipt with fewer than
+    /// the chain's confirmations; a reorg can send it back to `Pending`.
+    TxStatus {
+        Pending => "pending",
+        Mined => "mined",
+        Confirmed => "confirmed",
+        /// Confirmed with a failed receipt.
+        Reverted => "reverted",
+    }
+}
+
+impl TxStatus {
+    /// No receipt deep enough yet: the nonce may still need attention.
+    pub fn is_open(self) -> bool {
+        matches!(self, TxStatus::Pending | TxStatus::Mined)
+    }
+}
+
+text_enum! {
+    SubmissionStatus {
+        Active => "active",
+        Done => "done",
+    }
+}
+
 /// The deterministic primary key of a proof task. Re-creating the same task
 /// after a restart therefore hits the same row instead of duplicating work.
 pub fn task_id(rollup: &str, kind: TaskKind, first_batch: u64, last_batch: u64) -> String {
@@ -551,6 +589,248 @@ where
     T: TryFrom<R, Error = DbError>,
 {
     rows.into_iter().map(T::try_from).collect()
+}
+
+// ---- the sender: submissions and the transaction outbox ----
+
+/// A 20-byte account address as stored.
+pub type Addr20 = [u8; 20];
+
+/// A proven sequence the sender is working on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submission {
+    pub rollup: String,
+    pub init_batch: u64,
+    pub final_batch: u64,
+    pub status: SubmissionStatus,
+    pub outcome: Option<String>,
+    /// Window of our latest commit, 0 before the first.
+    pub window_id: u32,
+    pub proof_hash: Option<Hash32>,
+    /// Commits sent over all windows.
+    pub commits: u32,
+    pub reward_wei: u128,
+    pub penalty_wei: u128,
+    pub note: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// One nonce of the outbox: the transaction as last signed and broadcast.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainTx {
+    pub id: String,
+    pub chain_id: u64,
+    pub sender: Addr20,
+    pub nonce: u64,
+    pub purpose: TxPurpose,
+    pub rollup: String,
+    pub init_batch: u64,
+    pub window_id: u32,
+    pub to: Addr20,
+    pub calldata: Vec<u8>,
+    pub gas_limit: u64,
+    pub max_fee_per_gas: u128,
+    pub max_priority_fee_per_gas: u128,
+    pub raw_tx: Vec<u8>,
+    pub tx_hash: Hash32,
+    /// Every hash broadcast for this nonce, oldest first (fee bumps add one).
+    pub hashes: Vec<Hash32>,
+    pub status: TxStatus,
+    /// Chain head when last (re)broadcast: the clock of the fee bump.
+    pub sent_block: u64,
+    pub replacements: u32,
+    pub mined_block: Option<u64>,
+    pub mined_hash: Option<Hash32>,
+    pub gas_used: Option<u64>,
+    pub effective_gas_price: Option<u128>,
+    pub error: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+pub(crate) fn wei_from_db(v: &str, what: &str) -> Result<u128, DbError> {
+    v.parse().map_err(|_| DbError::Invalid(format!("stored {what} {v:?} is not a decimal amount")))
+}
+
+fn addr_from_db(v: Vec<u8>, what: &str) -> Result<Addr20, DbError> {
+    let len = v.len();
+    v.try_into().map_err(|_| DbError::Invalid(format!("stored {what} is {len} bytes, not 20")))
+}
+
+#[derive(Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = submissions)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct SubmissionRow {
+    pub rollup: String,
+    pub init_batch: i64,
+    pub final_batch: i64,
+    pub status: String,
+    pub outcome: Option<String>,
+    pub window_id: i64,
+    pub proof_hash: Option<Vec<u8>>,
+    pub commits: i32,
+    pub reward_wei: String,
+    pub penalty_wei: String,
+    pub note: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TryFrom<SubmissionRow> for Submission {
+    type Error = DbError;
+    fn try_from(r: SubmissionRow) -> Result<Self, DbError> {
+        Ok(Submission {
+            rollup: r.rollup,
+            init_batch: from_db(r.init_batch, "init batch")?,
+            final_batch: from_db(r.final_batch, "final batch")?,
+            status: r.status.parse()?,
+            outcome: r.outcome,
+            window_id: u32::try_from(r.window_id)
+                .map_err(|_| DbError::Invalid(format!("stored window id {} out of range", r.window_id)))?,
+            proof_hash: r.proof_hash.map(|h| hash_from_db(h, "proof hash")).transpose()?,
+            commits: count_from_db(r.commits, "commits")?,
+            reward_wei: wei_from_db(&r.reward_wei, "reward")?,
+            penalty_wei: wei_from_db(&r.penalty_wei, "penalty")?,
+            note: r.note,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+impl TryFrom<&Submission> for SubmissionRow {
+    type Error = DbError;
+    fn try_from(s: &Submission) -> Result<Self, DbError> {
+        Ok(SubmissionRow {
+            rollup: s.rollup.clone(),
+            init_batch: to_db(s.init_batch, "init batch")?,
+            final_batch: to_db(s.final_batch, "final batch")?,
+            status: s.status.as_str().to_string(),
+            outcome: s.outcome.clone(),
+            window_id: i64::from(s.window_id),
+            proof_hash: s.proof_hash.map(|h| h.to_vec()),
+            commits: count_to_db(s.commits, "commits")?,
+            reward_wei: s.reward_wei.to_string(),
+            penalty_wei: s.penalty_wei.to_string(),
+            note: s.note.clone(),
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = chain_txs)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+#[diesel(treat_none_as_null = true)]
+pub(crate) struct ChainTxRow {
+    pub id: String,
+    pub chain_id: i64,
+    pub sender: Vec<u8>,
+    pub nonce: i64,
+    pub purpose: String,
+    pub rollup: String,
+    pub init_batch: i64,
+    pub window_id: i64,
+    pub to_addr: Vec<u8>,
+    pub calldata: Vec<u8>,
+    pub gas_limit: i64,
+    pub max_fee_per_gas: String,
+    pub max_priority_fee_per_gas: String,
+    pub raw_tx: Vec<u8>,
+    pub tx_hash: Vec<u8>,
+    pub hashes: String,
+    pub status: String,
+    pub sent_block: i64,
+    pub replacements: i32,
+    pub mined_block: Option<i64>,
+    pub mined_hash: Option<Vec<u8>>,
+    pub gas_used: Option<i64>,
+    pub effective_gas_price: Option<String>,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TryFrom<ChainTxRow> for ChainTx {
+    type Error = DbError;
+    fn try_from(r: ChainTxRow) -> Result<Self, DbError> {
+        let hashes: Vec<String> = serde_json::from_str(&r.hashes)
+            .map_err(|e| DbError::Invalid(format!("stored hashes of transaction {}: {e}", r.id)))?;
+        let hashes = hashes
+            .iter()
+            .map(|h| {
+                hex::decode(h.trim_start_matches("0x"))
+                    .map_err(|_| DbError::Invalid(format!("stored hash {h:?} is not hex")))
+                    .and_then(|b| hash_from_db(b, "transaction hash"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ChainTx {
+            chain_id: from_db(r.chain_id, "chain id")?,
+            sender: addr_from_db(r.sender, "sender")?,
+            nonce: from_db(r.nonce, "nonce")?,
+            purpose: r.purpose.parse()?,
+            rollup: r.rollup,
+            init_batch: from_db(r.init_batch, "init batch")?,
+            window_id: u32::try_from(r.window_id)
+                .map_err(|_| DbError::Invalid(format!("stored window id {} out of range", r.window_id)))?,
+            to: addr_from_db(r.to_addr, "recipient")?,
+            calldata: r.calldata,
+            gas_limit: from_db(r.gas_limit, "gas limit")?,
+            max_fee_per_gas: wei_from_db(&r.max_fee_per_gas, "max fee")?,
+            max_priority_fee_per_gas: wei_from_db(&r.max_priority_fee_per_gas, "priority fee")?,
+            raw_tx: r.raw_tx,
+            tx_hash: hash_from_db(r.tx_hash, "transaction hash")?,
+            hashes,
+            status: r.status.parse()?,
+            sent_block: from_db(r.sent_block, "sent block")?,
+            replacements: count_from_db(r.replacements, "replacements")?,
+            mined_block: r.mined_block.map(|b| from_db(b, "mined block")).transpose()?,
+            mined_hash: r.mined_hash.map(|h| hash_from_db(h, "mined hash")).transpose()?,
+            gas_used: r.gas_used.map(|g| from_db(g, "gas used")).transpose()?,
+            effective_gas_price: r.effective_gas_price.map(|p| wei_from_db(&p, "gas price")).transpose()?,
+            error: r.error,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            id: r.id,
+        })
+    }
+}
+
+impl TryFrom<&ChainTx> for ChainTxRow {
+    type Error = DbError;
+    fn try_from(t: &ChainTx) -> Result<Self, DbError> {
+        let hashes: Vec<String> = t.hashes.iter().map(|h| format!("0x{}", hex::encode(h))).collect();
+        Ok(ChainTxRow {
+            id: t.id.clone(),
+            chain_id: to_db(t.chain_id, "chain id")?,
+            sender: t.sender.to_vec(),
+            nonce: to_db(t.nonce, "nonce")?,
+            purpose: t.purpose.as_str().to_string(),
+            rollup: t.rollup.clone(),
+            init_batch: to_db(t.init_batch, "init batch")?,
+            window_id: i64::from(t.window_id),
+            to_addr: t.to.to_vec(),
+            calldata: t.calldata.clone(),
+            gas_limit: to_db(t.gas_limit, "gas limit")?,
+            max_fee_per_gas: t.max_fee_per_gas.to_string(),
+            max_priority_fee_per_gas: t.max_priority_fee_per_gas.to_string(),
+            raw_tx: t.raw_tx.clone(),
+            tx_hash: t.tx_hash.to_vec(),
+            hashes: serde_json::to_string(&hashes).map_err(|e| DbError::Invalid(e.to_string()))?,
+            status: t.status.as_str().to_string(),
+            sent_block: to_db(t.sent_block, "sent block")?,
+            replacements: count_to_db(t.replacements, "replacements")?,
+            mined_block: t.mined_block.map(|b| to_db(b, "mined block")).transpose()?,
+            mined_hash: t.mined_hash.map(|h| h.to_vec()),
+            gas_used: t.gas_used.map(|g| to_db(g, "gas used")).transpose()?,
+            effective_gas_price: t.effective_gas_price.map(|p| p.to_string()),
+            error: t.error.clone(),
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -90,6 +90,55 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    submissions (rollup, init_batch) {
+        rollup -> Text,
+        init_batch -> BigInt,
+        final_batch -> BigInt,
+        status -> Text,
+        outcome -> Nullable<Text>,
+        window_id -> BigInt,
+        proof_hash -> Nullable<Binary>,
+        commits -> Integer,
+        reward_wei -> Text,
+        penalty_wei -> Text,
+        note -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    chain_txs (id) {
+        id -> Text,
+        chain_id -> BigInt,
+        sender -> Binary,
+        nonce -> BigInt,
+        purpose -> Text,
+        rollup -> Text,
+        init_batch -> BigInt,
+        window_id -> BigInt,
+        to_addr -> Binary,
+        calldata -> Binary,
+        gas_limit -> BigInt,
+        max_fee_per_gas -> Text,
+        max_priority_fee_per_gas -> Text,
+        raw_tx -> Binary,
+        tx_hash -> Binary,
+        hashes -> Text,
+        status -> Text,
+        sent_block -> BigInt,
+        replacements -> Integer,
+        mined_block -> Nullable<BigInt>,
+        mined_hash -> Nullable<Binary>,
+        gas_used -> Nullable<BigInt>,
+        effective_gas_price -> Nullable<Text>,
+        error -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::joinable!(proofs -> proof_tasks (task_id));
 diesel::allow_tables_to_appear_in_same_query!(
     chain_cursors,
@@ -99,4 +148,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     proof_tasks,
     proofs,
     provers,
+    submissions,
+    chain_txs,
 );

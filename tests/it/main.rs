@@ -3,4 +3,6 @@ mod common;
 mod contracts;
 mod db;
 mod pipeline;
+mod sender;
+mod txmanager;
 mod watcher;

@@ -5,7 +5,6 @@
 //! verifier on chain.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Bytes, U256};
@@ -23,31 +22,7 @@ use zkpow::db::{self, Db, SequenceState};
 use zkpow::prover::encoding::vk_to_bytes;
 
 use crate::common::anvil::{spawn, wallet};
-
-/// Kills the child process when dropped, so a failing test leaves nothing running.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn zkpow(config: &Path, args: &[&str], log: &Path, name: &'static str, env: &[(&str, &str)]) -> Proc {
-    let out = std::fs::File::create(log).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zkpow"));
-    cmd.arg("--config").arg(config).args(args).stdout(Stdio::null()).stderr(out).env("RUST_LOG", "info");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let _ = name;
-    Proc(cmd.spawn().unwrap())
-}
+use crate::common::procs::{free_port, log_tail, zkpow};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Scenario {
@@ -113,6 +88,10 @@ claim_poll_ms = 1000
 aggregator_url = "http://127.0.0.1:{port}"
 token_file = "{tmp}/token"
 
+# These tests stop at the final proofs; the sender has its own.
+[sender]
+enabled = false
+
 [[chains]]
 name = "l1"
 rpc_url = "{rpc}"
@@ -136,9 +115,9 @@ genesis_file = "{tmp}/genesis.json"
     )
     .unwrap();
 
-    let mut agg = zkpow(&config, &["aggregator"], &dir.path().join("agg.log"), "aggregator", &[]);
+    let mut agg = zkpow(&config, &["aggregator"], &dir.path().join("agg.log"), &[]);
     let prover = |name: &'static str| {
-        zkpow(&config, &["prover"], &dir.path().join(format!("{name}.log")), name, &[("ZKPOW_PROVER__NAME", name)])
+        zkpow(&config, &["prover"], &dir.path().join(format!("{name}.log")), &[("ZKPOW_PROVER__NAME", name)])
     };
     let db = Db::connect(database_url).unwrap();
     let done_tasks = |db: &Db| -> Vec<db::ProofTask> {
@@ -155,12 +134,7 @@ genesis_file = "{tmp}/genesis.json"
     let started = Instant::now();
     let wait = |what: &str| {
         if started.elapsed() > Duration::from_secs(240) {
-            let log = std::fs::read_to_string(dir.path().join("agg.log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            panic!(
-                "{what} not reached in time; aggregator log tail:\n{}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
+            panic!("{what} not reached in time; aggregator log tail:\n{}", log_tail(&dir.path().join("agg.log"), 40));
         }
     };
     if scenario == Scenario::TwoProvers {
@@ -192,7 +166,7 @@ genesis_file = "{tmp}/genesis.json"
         drop(agg);
         let before = done_tasks(&db).len();
         tokio::time::sleep(Duration::from_millis(500)).await;
-        agg = zkpow(&config, &["aggregator"], &dir.path().join("agg2.log"), "aggregator", &[]);
+        agg = zkpow(&config, &["aggregator"], &dir.path().join("agg2.log"), &[]);
         assert!((1..10).contains(&before), "killed mid-work: {before} of 10 tasks done");
     }
     let _agg = agg;

@@ -3,12 +3,14 @@
 //! and so also compose into a caller's transaction.
 
 mod chain;
+mod outbox;
 mod provers;
 mod sequences;
 mod state;
 mod tasks;
 
 pub use chain::*;
+pub use outbox::*;
 pub use provers::*;
 pub use sequences::*;
 pub use state::*;

@@ -214,6 +214,7 @@ pub fn rewind(conn: &mut AnyConnection, rollup: &str, l1_block: u64) -> Result<R
             sequences::table.filter(sequences::rollup.eq(rollup)).filter(sequences::init_batch.eq_any(&removed)),
         )
         .execute(conn)?;
+        super::outbox::rewind_submissions(conn, rollup, first)?;
         let snapshots = diesel::delete(
             rollup_states::table
                 .filter(rollup_states::rollup.eq(rollup))

@@ -2,6 +2,9 @@
 //! fresh databases on both backends.
 
 pub mod anvil;
+pub mod net;
+pub mod proxy;
+pub mod procs;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,0 +1,2 @@
+DROP TABLE chain_txs;
+DROP TABLE submissions;

@@ -1,0 +1,423 @@
+//! The proof manager and sender of one base chain: hands proven sequences
+//! to the sender (lowest first), reads each one's window from the chain,
+//! asks [`sender::decide`](super::sender::decide) for the next step and
+//! carries it out through the chain's [`TxManager`].
+//!
+//! Everything it needs to resume is in the database (submissions, the
+//! transaction outbox, final artifacts) or on chain (windows, commits), so
+//! a restart simply continues: the first pass re-broadcasts what a crash
+//! left unsent and picks every unfinished commit, reveal and claim up again.
+//! Sequences whose window ended without a valid proof are committed again
+//! in the next window (the resend path), and a final artifact that went
+//! missing is proven again.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::eips::BlockId;
+use alloy::primitives::{Address, Bytes, U256};
+use alloy::providers::Provider;
+use alloy::sol_types::{SolCall, SolEvent};
+use anyhow::Context as _;
+use tokio::sync::watch;
+
+use super::pipeline::{self, FinalArtifact, RollupCtx};
+use super::sender::{self, Action, ChainView, LocalView, OurCommit, Phase};
+use crate::chain::bindings::ZkPowRollup;
+use crate::chain::txmanager::{TxError, TxEvent, TxManager, TxRequest};
+use crate::chain::{proof_hash, root_to_b256};
+use crate::config::SenderConfig;
+use crate::db::{self, Db, SequenceState, Submission, SubmissionStatus, TxPurpose, TxStatus};
+
+/// A rollup the sender serves.
+#[derive(Clone)]
+pub struct SenderRollup {
+    pub ctx: RollupCtx,
+    pub address: Address,
+}
+
+/// Pauses new transactions (monitoring of sent ones goes on: money in
+/// flight is always followed).
+#[derive(Debug, Default)]
+pub struct SenderControl {
+    paused: AtomicBool,
+}
+
+impl SenderControl {
+    pub fn pause(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+    }
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::SeqCst);
+    }
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+}
+
+pub struct ChainSender {
+    db: Db,
+    tm: Arc<TxManager>,
+    rollups: Vec<SenderRollup>,
+    cfg: SenderConfig,
+    control: Arc<SenderControl>,
+}
+
+impl ChainSender {
+    pub fn new(
+        db: Db,
+        tm: Arc<TxManager>,
+        rollups: Vec<SenderRollup>,
+        cfg: SenderConfig,
+        control: Arc<SenderControl>,
+    ) -> Self {
+        ChainSender { db, tm, rollups, cfg, control }
+    }
+
+    /// Runs passes every `poll` until shutdown; failures back off and retry.
+    pub async fn run(self, poll: Duration, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = poll;
+        loop {
+            match self.pass().await {
+                Ok(()) => backoff = poll,
+                Err(e) => {
+                    tracing::warn!(
+                        chain = %self.tm.chain(), error = %format!("{e:#}"),
+                        retry_in_ms = backoff.as_millis() as u64, "sender pass failed"
+                    );
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+        }
+    }
+
+    /// One pass: follow sent transactions, take new final proofs, and move
+    /// every active submission one step.
+    pub async fn pass(&self) -> anyhow::Result<()> {
+        for ev in self.tm.monitor().await? {
+            self.on_tx_event(ev).await?;
+        }
+        if self.control.is_paused() {
+            return Ok(());
+        }
+        self.fetch_proofs_to_send().await?;
+        let names: Vec<String> = self.rollups.iter().map(|r| r.ctx.name.clone()).collect();
+        let active = self.db.run(move |c| db::list_submissions(c, &names, Some(SubmissionStatus::Active))).await?;
+        for s in active {
+            if let Err(e) = self.step(s).await {
+                if e.downcast_ref::<TxError>().is_some_and(|t| !t.is_transient()) {
+                    tracing::error!(chain = %self.tm.chain(), error = %format!("{e:#}"), "sender step failed");
+                } else {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// tryFetchProofToSend: every proven sequence gets a submission, lowest first.
+    async fn fetch_proofs_to_send(&self) -> anyhow::Result<()> {
+        for r in &self.rollups {
+            let name = r.ctx.name.clone();
+            let offered = self
+                .db
+                .run(move |c| {
+                    let mut n = 0;
+                    for s in db::list_sequences(c, &name, &[SequenceState::Proven, SequenceState::Committed])? {
+                        if db::offer_submission(c, &name, s.init_batch, s.final_batch, db::now_ms())? {
+                            n += 1;
+                        }
+                    }
+                    Ok(n)
+                })
+                .await?;
+            if offered > 0 {
+                tracing::info!(rollup = %r.ctx.name, sequences = offered, "final proofs handed to the sender");
+            }
+        }
+        Ok(())
+    }
+
+    fn rollup(&self, name: &str) -> anyhow::Result<&SenderRollup> {
+        self.rollups.iter().find(|r| r.ctx.name == name).with_context(|| format!("unknown rollup {name}"))
+    }
+
+    /// Reads the sequence's window and our commit, all at one block.
+    async fn read_view(&self, r: &SenderRollup, init_batch: u64) -> anyhow::Result<(ChainView, [u8; 24])> {
+        let provider = self.tm.provider().clone();
+        let head = provider.get_block_number().await.context("eth_blockNumber")?;
+        let at = BlockId::number(head);
+        let contract = ZkPowRollup::new(r.address, provider);
+        let last_verified = contract.lastVerifiedBatch().block(at).call().await.context("lastVerifiedBatch")?;
+        let seq = contract.sequence(init_batch).block(at).call().await.context("sequence")?;
+        let ws = contract.windowStatus(init_batch).block(at).call().await.context("windowStatus")?;
+        let ours = contract.commitOf(init_batch, self.tm.address()).block(at).call().await.context("commitOf")?;
+        let next_t2 = contract.t2().block(at).call().await.context("t2")?;
+        let view = ChainView {
+            head,
+            init_batch,
+            last_verified,
+            verified: seq.verified,
+            phase: Phase::from_u8(ws.phase),
+            window_id: ws.windowId,
+            commit_end: ws.commitEnd,
+            reveal_end: ws.revealEnd,
+            next_t2,
+            ours: OurCommit {
+                window_id: ours.windowId,
+                revealed: ours.revealed,
+                valid: ours.valid,
+                punished: ours.punished,
+                rewarded: ours.rewarded,
+            },
+        };
+        Ok((view, ours.proofHashPrefix.0))
+    }
+
+    async fn step(&self, mut s: Submission) -> anyhow::Result<()> {
+        let r = self.rollup(&s.rollup)?.clone();
+        let (view, committed_prefix) = self.read_view(&r, s.init_batch).await?;
+        let (name, init) = (s.rollup.clone(), s.init_batch);
+        let (artifact, seq, txs) = self
+            .db
+            .run(move |c| {
+                Ok((
+                    pipeline::final_artifact(c, &name, init)?,
+                    db::get_sequence(c, &name, init)?,
+                    db::sequence_txs(c, &name, init)?,
+                ))
+            })
+            .await?;
+        let us = self.tm.address();
+        let artifact = artifact.filter(|a| a.bundle.proofs.iter().all(|p| p.public.miner == r.ctx.miner));
+        let commit_matches = artifact
+            .as_ref()
+            .is_some_and(|a| proof_hash(&a.proof_bytes(), &us).0[..24] == committed_prefix[..]);
+        let local = LocalView {
+            artifact: artifact.is_some(),
+            commit_matches,
+            in_flight: txs.iter().find(|t| t.status.is_open()).map(|t| t.purpose),
+        };
+        let action = sender::decide(&view, &local, &self.cfg);
+        tracing::debug!(rollup = %s.rollup, init_batch = s.init_batch, ?action, phase = ?view.phase, head = view.head, "sender step");
+        let count = |p: TxPurpose, w: u32| txs.iter().filter(|t| t.purpose == p && t.window_id == w).count();
+        match action {
+            Action::Wait(reason) => {
+                if !local.artifact
+                    && seq.as_ref().is_some_and(|q| matches!(q.state, SequenceState::Proven | SequenceState::Committed))
+                    && !(view.ours.window_id == view.window_id && view.phase == Phase::Commit)
+                {
+                    self.regenerate(&s).await?;
+                    return Ok(());
+                }
+                self.note(&mut s, reason).await?;
+            }
+            Action::Done(outcome) => {
+                s.status = SubmissionStatus::Done;
+                s.outcome = Some(outcome.as_str().to_string());
+                s.note = None;
+                s.updated_at = db::now_ms();
+                let saved = s.clone();
+                self.db.run(move |c| db::save_submission(c, &saved)).await?;
+                tracing::info!(rollup = %s.rollup, init_batch = s.init_batch, outcome = outcome.as_str(), "submission finished");
+            }
+            Action::Commit { window_id } => {
+                let art = artifact.context("commit without a final artifact")?;
+                if self.cfg.profit_guard && !self.commit_pays(&r, &art).await? {
+                    return self.note(&mut s, "commit skipped: gas would cost more than the reward").await;
+                }
+                let hash = proof_hash(&art.proof_bytes(), &us);
+                let call = ZkPowRollup::submitProofHashCall {
+                    initNumBatch: art.init_batch,
+                    finalNewBatch: art.final_batch,
+                    proofHash: hash,
+                };
+                let n = count(TxPurpose::Commit, window_id);
+                let sent = self.send(&s, TxPurpose::Commit, window_id, n, r.address, call.abi_encode()).await?;
+                if sent {
+                    s.window_id = window_id;
+                    s.proof_hash = Some(hash.0);
+                    s.commits += 1;
+                    s.note = None;
+                    s.updated_at = db::now_ms();
+                    let saved = s.clone();
+                    self.db.run(move |c| db::save_submission(c, &saved)).await?;
+                }
+            }
+            Action::Reveal => {
+                let art = artifact.context("reveal without a final artifact")?;
+                let call = reveal_call(&art)?;
+                let n = count(TxPurpose::Reveal, view.window_id);
+                self.send(&s, TxPurpose::Reveal, view.window_id, n, r.address, call.abi_encode()).await?;
+            }
+            Action::Claim => {
+                let call = ZkPowRollup::claimRewardCall { initNumBatch: s.init_batch };
+                let n = count(TxPurpose::Claim, view.window_id);
+                self.send(&s, TxPurpose::Claim, view.window_id, n, r.address, call.abi_encode()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one transaction; a revert found by the simulation is noted on
+    /// the submission (the next pass re-reads the chain and decides again).
+    async fn send(
+        &self,
+        s: &Submission,
+        purpose: TxPurpose,
+        window_id: u32,
+        attempt: usize,
+        to: Address,
+        calldata: Vec<u8>,
+    ) -> anyhow::Result<bool> {
+        let req = TxRequest {
+            id: format!("{}/{}/w{window_id}/{purpose}/{attempt}", s.rollup, s.init_batch),
+            purpose,
+            rollup: s.rollup.clone(),
+            init_batch: s.init_batch,
+            window_id,
+            to,
+            calldata: Bytes::from(calldata),
+        };
+        match self.tm.submit(req).await {
+            Ok(tx) => {
+                tracing::info!(
+                    rollup = %s.rollup, init_batch = s.init_batch, window = window_id, %purpose,
+                    tx = %format!("0x{}", hex::encode(tx.tx_hash)), nonce = tx.nonce, "transaction sent"
+                );
+                Ok(true)
+            }
+            Err(TxError::Revert(rev)) => {
+                tracing::warn!(
+                    rollup = %s.rollup, init_batch = s.init_batch, %purpose, reason = %rev,
+                    "not sent: the transaction would revert"
+                );
+                let mut s = s.clone();
+                self.note(&mut s, &format!("{purpose} not sent: {rev}")).await?;
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn note(&self, s: &mut Submission, reason: &str) -> anyhow::Result<()> {
+        if s.note.as_deref() == Some(reason) {
+            return Ok(());
+        }
+        tracing::debug!(rollup = %s.rollup, init_batch = s.init_batch, reason, "sender waits");
+        s.note = Some(reason.to_string());
+        s.updated_at = db::now_ms();
+        let saved = s.clone();
+        self.db.run(move |c| db::save_submission(c, &saved)).await?;
+        Ok(())
+    }
+
+    /// The final artifact is gone (or proves for another miner key): prove
+    /// the sequence's final step again.
+    async fn regenerate(&self, s: &Submission) -> anyhow::Result<()> {
+        let (name, init) = (s.rollup.clone(), s.init_batch);
+        self.db.run(move |c| db::reset_final_task(c, &name, init, db::now_ms())).await?;
+        tracing::warn!(rollup = %s.rollup, init_batch = s.init_batch, "final proof missing: proving it again");
+        Ok(())
+    }
+
+    /// The profitability guard: commit gas (simulated) plus an upper bound of
+    /// the reveal's, at the current fee, against the sequence's reward.
+    async fn commit_pays(&self, r: &SenderRollup, art: &FinalArtifact) -> anyhow::Result<bool> {
+        let provider = self.tm.provider().clone();
+        let contract = ZkPowRollup::new(r.address, provider.clone());
+        let reward = contract.verification(art.init_batch).call().await.context("verification")?.reward;
+        let verifier = crate::chain::bindings::Groth16BatchVerifier::new(
+            contract.verifier().call().await.context("verifier")?,
+            provider.clone(),
+        );
+        let n = art.final_batch - art.init_batch + 1;
+        let verify_gas: u64 = verifier.verifyGas(U256::from(n)).call().await.context("verifyGas")?.to();
+        // Calldata and bookkeeping of a reveal on top of the pairing check.
+        let reveal_gas = verify_gas + 100_000 + 600 * 16 * n;
+        let commit_gas = 80_000;
+        let fee = provider.estimate_eip1559_fees().await.context("fee estimate")?.max_fee_per_gas;
+        let pays = sender::commit_pays(commit_gas, reveal_gas, fee, reward);
+        if !pays {
+            tracing::info!(rollup = %r.ctx.name, init_batch = art.init_batch, reward = %reward, fee, "commit would not pay");
+        }
+        Ok(pays)
+    }
+
+    /// A transaction settled (or lost its receipt): book rewards and
+    /// penalties from its logs and move the sequence along.
+    async fn on_tx_event(&self, ev: TxEvent) -> anyhow::Result<()> {
+        let tx = ev.tx;
+        let us = self.tm.address();
+        let (mut reward, mut penalty) = (0u128, 0u128);
+        if let Some(receipt) = &ev.receipt {
+            for log in receipt.inner.logs() {
+                if let Ok(e) = ZkPowRollup::Rewarded::decode_log(&log.inner) {
+                    if e.miner == us {
+                        reward += e.amount.saturating_to::<u128>();
+                    }
+                } else if let Ok(e) = ZkPowRollup::Punished::decode_log(&log.inner) {
+                    if e.miner == us {
+                        penalty += e.taken.saturating_to::<u128>();
+                    }
+                }
+            }
+        }
+        if tx.status == TxStatus::Reverted {
+            tracing::warn!(chain = %self.tm.chain(), tx = %tx.id, gas_used = ?tx.gas_used, "transaction reverted on chain");
+        }
+        if penalty > 0 {
+            tracing::warn!(rollup = %tx.rollup, init_batch = tx.init_batch, penalty_wei = %penalty, "penalty received");
+        }
+        if reward > 0 {
+            tracing::info!(rollup = %tx.rollup, init_batch = tx.init_batch, reward_wei = %reward, "reward received");
+        }
+        let committed = tx.purpose == TxPurpose::Commit && tx.status == TxStatus::Confirmed;
+        self.db
+            .run(move |c| {
+                db::transaction(c, |c| {
+                    if let Some(mut s) = db::get_submission(c, &tx.rollup, tx.init_batch)? {
+                        if reward > 0 || penalty > 0 {
+                            s.reward_wei += reward;
+                            s.penalty_wei += penalty;
+                            s.updated_at = db::now_ms();
+                            db::save_submission(c, &s)?;
+                        }
+                    }
+                    if committed {
+                        if let Some(q) = db::get_sequence(c, &tx.rollup, tx.init_batch)? {
+                            if q.state == SequenceState::Proven {
+                                db::update_sequence_state(
+                                    c,
+                                    &tx.rollup,
+                                    tx.init_batch,
+                                    SequenceState::Committed,
+                                    db::now_ms(),
+                                )?;
+                            }
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// `verifyBatches` for a final artifact.
+pub fn reveal_call(art: &FinalArtifact) -> anyhow::Result<ZkPowRollup::verifyBatchesCall> {
+    let root = art.new_state_root().context("empty final artifact")?;
+    Ok(ZkPowRollup::verifyBatchesCall {
+        initNumBatch: art.init_batch,
+        finalNewBatch: art.final_batch,
+        newStateRoot: root_to_b256(&root),
+        roots: art.intermediate_roots().iter().map(root_to_b256).collect(),
+        proof: Bytes::from(art.proof_bytes()),
+    })
+}

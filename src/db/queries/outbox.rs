@@ -1,0 +1,172 @@
+//! The sender's tables: submissions (proven sequences being taken on chain)
+//! and the transaction outbox.
+
+use diesel::prelude::*;
+
+use crate::db::models::{
+    convert_all, to_db, Addr20, ChainTx, ChainTxRow, Millis, Submission, SubmissionRow, SubmissionStatus, TxStatus,
+};
+use crate::db::schema::{chain_txs as tx, submissions as sub};
+use crate::db::{transaction, AnyConnection, DbError};
+
+/// Hands a proven sequence to the sender; a no-op (returning false) when it
+/// already has one, so the proof manager can offer every proven sequence on
+/// every pass.
+pub fn offer_submission(
+    conn: &mut AnyConnection,
+    rollup: &str,
+    init_batch: u64,
+    final_batch: u64,
+    now: Millis,
+) -> Result<bool, DbError> {
+    transaction(conn, |conn| {
+        if get_submission(conn, rollup, init_batch)?.is_some() {
+            return Ok(false);
+        }
+        let s = Submission {
+            rollup: rollup.to_string(),
+            init_batch,
+            final_batch,
+            status: SubmissionStatus::Active,
+            outcome: None,
+            window_id: 0,
+            proof_hash: None,
+            commits: 0,
+            reward_wei: 0,
+            penalty_wei: 0,
+            note: None,
+            created_at: now,
+            updated_at: now,
+        };
+        diesel::insert_into(sub::table).values(SubmissionRow::try_from(&s)?).execute(conn)?;
+        Ok(true)
+    })
+}
+
+pub fn get_submission(conn: &mut AnyConnection, rollup: &str, init_batch: u64) -> Result<Option<Submission>, DbError> {
+    sub::table
+        .find((rollup, to_db(init_batch, "init batch")?))
+        .select(SubmissionRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(Submission::try_from)
+        .transpose()
+}
+
+/// Submissions of the given rollups (all when empty) in `status` (any when
+/// `None`), lowest sequence first: the order they must be verified in.
+pub fn list_submissions(
+    conn: &mut AnyConnection,
+    rollups: &[String],
+    status: Option<SubmissionStatus>,
+) -> Result<Vec<Submission>, DbError> {
+    let mut q = sub::table.into_boxed();
+    if !rollups.is_empty() {
+        q = q.filter(sub::rollup.eq_any(rollups));
+    }
+    if let Some(s) = status {
+        q = q.filter(sub::status.eq(s.as_str()));
+    }
+    convert_all(q.order((sub::init_batch.asc(), sub::rollup.asc())).select(SubmissionRow::as_select()).load(conn)?)
+}
+
+/// Writes back a submission read with [`get_submission`].
+pub fn save_submission(conn: &mut AnyConnection, s: &Submission) -> Result<(), DbError> {
+    let row = SubmissionRow::try_from(s)?;
+    let n = diesel::update(sub::table.find((&row.rollup, row.init_batch))).set(&row).execute(conn)?;
+    if n == 0 {
+        return Err(DbError::not_found(format!("submission {}/{}", s.rollup, s.init_batch)));
+    }
+    Ok(())
+}
+
+/// Makes a done submission active again (an operator's resend); returns
+/// whether there was one.
+pub fn reopen_submission(conn: &mut AnyConnection, rollup: &str, init_batch: u64, now: Millis) -> Result<bool, DbError> {
+    let n = diesel::update(sub::table.find((rollup, to_db(init_batch, "init batch")?)))
+        .set((
+            sub::status.eq(SubmissionStatus::Active.as_str()),
+            sub::outcome.eq(None::<String>),
+            sub::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(n > 0)
+}
+
+/// Records a transaction before its first broadcast.
+pub fn insert_tx(conn: &mut AnyConnection, t: &ChainTx) -> Result<(), DbError> {
+    diesel::insert_into(tx::table).values(ChainTxRow::try_from(t)?).execute(conn)?;
+    Ok(())
+}
+
+pub fn save_tx(conn: &mut AnyConnection, t: &ChainTx) -> Result<(), DbError> {
+    let row = ChainTxRow::try_from(t)?;
+    let n = diesel::update(tx::table.find(&row.id)).set(&row).execute(conn)?;
+    if n == 0 {
+        return Err(DbError::not_found(format!("transaction {}", t.id)));
+    }
+    Ok(())
+}
+
+pub fn get_tx(conn: &mut AnyConnection, id: &str) -> Result<Option<ChainTx>, DbError> {
+    tx::table.find(id).select(ChainTxRow::as_select()).first(conn).optional()?.map(ChainTx::try_from).transpose()
+}
+
+/// The transactions of `sender` on a chain that still need watching
+/// (pending or mined but not confirmed), lowest nonce first.
+pub fn open_txs(conn: &mut AnyConnection, chain_id: u64, sender: &Addr20) -> Result<Vec<ChainTx>, DbError> {
+    convert_all(
+        tx::table
+            .filter(tx::chain_id.eq(to_db(chain_id, "chain id")?))
+            .filter(tx::sender.eq(sender.to_vec()))
+            .filter(tx::status.eq_any([TxStatus::Pending.as_str(), TxStatus::Mined.as_str()]))
+            .order(tx::nonce.asc())
+            .select(ChainTxRow::as_select())
+            .load(conn)?,
+    )
+}
+
+/// Every transaction sent for a sequence, oldest first.
+pub fn sequence_txs(conn: &mut AnyConnection, rollup: &str, init_batch: u64) -> Result<Vec<ChainTx>, DbError> {
+    convert_all(
+        tx::table
+            .filter(tx::rollup.eq(rollup))
+            .filter(tx::init_batch.eq(to_db(init_batch, "init batch")?))
+            .order(tx::nonce.asc())
+            .select(ChainTxRow::as_select())
+            .load(conn)?,
+    )
+}
+
+/// The transactions of `sender` on a chain, oldest first (for status and tests).
+pub fn sender_txs(conn: &mut AnyConnection, chain_id: u64, sender: &Addr20) -> Result<Vec<ChainTx>, DbError> {
+    convert_all(
+        tx::table
+            .filter(tx::chain_id.eq(to_db(chain_id, "chain id")?))
+            .filter(tx::sender.eq(sender.to_vec()))
+            .order(tx::nonce.asc())
+            .select(ChainTxRow::as_select())
+            .load(conn)?,
+    )
+}
+
+/// The nonce after the highest one recorded for `sender` (None: no transaction yet).
+pub fn next_recorded_nonce(conn: &mut AnyConnection, chain_id: u64, sender: &Addr20) -> Result<Option<u64>, DbError> {
+    let max: Option<i64> = tx::table
+        .filter(tx::chain_id.eq(to_db(chain_id, "chain id")?))
+        .filter(tx::sender.eq(sender.to_vec()))
+        .select(diesel::dsl::max(tx::nonce))
+        .first(conn)?;
+    Ok(max.map(|n| n as u64 + 1))
+}
+
+/// Removes the submissions of sequences a reorg removed (`init_batch >= first`).
+pub(crate) fn rewind_submissions(conn: &mut AnyConnection, rollup: &str, first: i64) -> Result<usize, DbError> {
+    Ok(diesel::delete(sub::table.filter(sub::rollup.eq(rollup)).filter(sub::init_batch.ge(first))).execute(conn)?)
+}
+
+/// Removes a transaction the node refused outright (its nonce was never used).
+pub fn delete_tx(conn: &mut AnyConnection, id: &str) -> Result<(), DbError> {
+    diesel::delete(tx::table.find(id)).execute(conn)?;
+    Ok(())
+}
