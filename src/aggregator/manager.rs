@@ -30,6 +30,10 @@ use crate::chain::{proof_hash, root_to_b256};
 use crate::config::SenderConfig;
 use crate::db::{self, Db, SequenceState, Submission, SubmissionStatus, TxPurpose, TxStatus};
 
+/// Longest wait between retries when the node or the database fails: short
+/// enough to catch up soon after an outage, long enough not to hammer.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
 /// A rollup the sender serves.
 #[derive(Clone)]
 pub struct SenderRollup {
@@ -86,7 +90,7 @@ impl ChainSender {
                         chain = %self.tm.chain(), error = %format!("{e:#}"),
                         retry_in_ms = backoff.as_millis() as u64, "sender pass failed"
                     );
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
             tokio::select! {
@@ -194,7 +198,6 @@ impl ChainSender {
             })
             .await?;
         let us = self.tm.address();
-        let artifact = artifact.filter(|a| a.bundle.proofs.iter().all(|p| p.public.miner == r.ctx.miner));
         let commit_matches = artifact
             .as_ref()
             .is_some_and(|a| proof_hash(&a.proof_bytes(), &us).0[..24] == committed_prefix[..]);

@@ -20,7 +20,7 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use anyhow::Context as _;
 use tokio::sync::{mpsc, watch};
 
-use super::manager::{ChainSender, SenderControl, SenderRollup};
+use super::manager::{ChainSender, SenderControl, SenderRollup, MAX_BACKOFF};
 use super::dispatcher::{Dispatcher, DispatcherConfig, DispatcherHandle, Enqueue, ProofAccepted};
 use super::pipeline::{self, RollupCtx};
 use super::provers::RegistryConfig;
@@ -337,7 +337,7 @@ async fn watch_chain(
             Err(e) => {
                 tracing::warn!(chain = %chain, error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "watcher step failed");
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }

@@ -14,7 +14,7 @@
 
 use alloy::consensus::TxEnvelope;
 use alloy::eips::eip2718::Encodable2718;
-use alloy::network::{EthereumWallet, TransactionBuilder};
+use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
 use alloy::primitives::{Address, Bytes, B256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
@@ -422,6 +422,25 @@ impl TxManager {
                     events.push(TxEvent { tx, receipt: None });
                 }
                 None => {
+                    let used = self.provider.get_transaction_count(self.from).await.map_err(classify_rpc_error)?;
+                    if used > tx.nonce {
+                        if head >= tx.sent_block + self.cfg.bump_after_blocks {
+                            // Our nonce was taken by a transaction we did not
+                            // send (the key is used elsewhere): this one can
+                            // never be mined.
+                            tracing::error!(
+                                chain = %self.chain, tx = %tx.id, nonce = tx.nonce,
+                                "nonce used by a transaction this daemon did not send; is the key shared?"
+                            );
+                            tx.status = TxStatus::Reverted;
+                            tx.error = Some("nonce used by another transaction".into());
+                            tx.updated_at = db::now_ms();
+                            let stored = tx.clone();
+                            self.db.run(move |c| db::save_tx(c, &stored)).await?;
+                            events.push(TxEvent { tx, receipt: None });
+                        }
+                        continue;
+                    }
                     if head >= tx.sent_block + self.cfg.bump_after_blocks {
                         self.bump(&mut tx, head).await?;
                     } else if self

@@ -4,7 +4,6 @@
 //! aggregate → final, and the final artifacts verify with the contract's
 //! verifier on chain.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Bytes, U256};

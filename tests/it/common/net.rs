@@ -160,6 +160,7 @@ pub struct Miner {
     pub address: Address,
     pub config: PathBuf,
     pub db_url: String,
+    /// The aggregator's HTTP port.
     pub port: u16,
     pub agg: Option<Proc>,
     pub provers: Vec<Proc>,
@@ -261,6 +262,10 @@ token_file = "{dir}/token"
         let name = format!("{}-p{}", self.name, self.provers.len());
         let log = self.dir.join(format!("{name}.log"));
         self.provers.push(zkpow(&self.config, &["prover"], &log, &[("ZKPOW_PROVER__NAME", &name)]));
+    }
+
+    pub fn api_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     pub fn db(&self) -> Db {
