@@ -299,7 +299,10 @@ impl Config {
             return invalid("sender.bump_percent".into(), "nodes refuse replacements below 10 percent");
         }
         if self.sender.commit_margin_blocks < 2 {
-            return invalid("sender.commit_margin_blocks".into(), "must be at least 2 (the commit lands a block later)");
+            return invalid(
+                "sender.commit_margin_blocks".into(),
+                "must be at least 2 (the commit lands a block later)",
+            );
         }
         if self.prover.workers == 0 {
             return invalid("prover.workers".into(), "must be at least 1");

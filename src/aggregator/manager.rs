@@ -198,9 +198,8 @@ impl ChainSender {
             })
             .await?;
         let us = self.tm.address();
-        let commit_matches = artifact
-            .as_ref()
-            .is_some_and(|a| proof_hash(&a.proof_bytes(), &us).0[..24] == committed_prefix[..]);
+        let commit_matches =
+            artifact.as_ref().is_some_and(|a| proof_hash(&a.proof_bytes(), &us).0[..24] == committed_prefix[..]);
         let local = LocalView {
             artifact: artifact.is_some(),
             commit_matches,
@@ -296,12 +295,16 @@ impl ChainSender {
                 Ok(true)
             }
             Err(TxError::Revert(rev)) => {
-                tracing::warn!(
-                    rollup = %s.rollup, init_batch = s.init_batch, %purpose, reason = %rev,
-                    "not sent: the transaction would revert"
-                );
+                let note = format!("{purpose} not sent: {rev}");
+                // Once per reason, not once per pass.
+                if s.note.as_deref() != Some(note.as_str()) {
+                    tracing::warn!(
+                        rollup = %s.rollup, init_batch = s.init_batch, %purpose, reason = %rev,
+                        "not sent: the transaction would revert"
+                    );
+                }
                 let mut s = s.clone();
-                self.note(&mut s, &format!("{purpose} not sent: {rev}")).await?;
+                self.note(&mut s, &note).await?;
                 Ok(false)
             }
             Err(e) => Err(e.into()),

@@ -20,8 +20,8 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use anyhow::Context as _;
 use tokio::sync::{mpsc, watch};
 
-use super::manager::{ChainSender, SenderControl, SenderRollup, MAX_BACKOFF};
 use super::dispatcher::{Dispatcher, DispatcherConfig, DispatcherHandle, Enqueue, ProofAccepted};
+use super::manager::{ChainSender, SenderControl, SenderRollup, MAX_BACKOFF};
 use super::pipeline::{self, RollupCtx};
 use super::provers::RegistryConfig;
 use super::queue::QueueConfig;

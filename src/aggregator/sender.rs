@@ -106,7 +106,9 @@ pub enum Action {
     /// Nothing to do now; the reason is for logs and the status API.
     Wait(&'static str),
     /// Commit the proof hash; the commit belongs to this window.
-    Commit { window_id: u32 },
+    Commit {
+        window_id: u32,
+    },
     Reveal,
     Claim,
     Done(Outcome),

@@ -342,8 +342,7 @@ impl TxManager {
                 let msg = e.to_string().to_lowercase();
                 // The node has it already, or it was mined: both are what we
                 // wanted.
-                if msg.contains("already known") || msg.contains("already imported") || msg.contains("nonce too low")
-                {
+                if msg.contains("already known") || msg.contains("already imported") || msg.contains("nonce too low") {
                     Ok(())
                 } else {
                     Err(classify_rpc_error(e))

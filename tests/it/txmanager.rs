@@ -97,11 +97,10 @@ async fn run_txmanager(db: Db) {
     tm.monitor().await.unwrap();
     assert_eq!(p.get_transaction_count(me).await.unwrap(), 3);
     let all = db.with_conn(|c| db::sender_txs(c, CHAIN_ID, &me.0 .0)).unwrap();
-    assert_eq!(all.iter().map(|t| (t.nonce, t.status)).collect::<Vec<_>>(), [
-        (0, TxStatus::Confirmed),
-        (1, TxStatus::Confirmed),
-        (2, TxStatus::Confirmed)
-    ]);
+    assert_eq!(
+        all.iter().map(|t| (t.nonce, t.status)).collect::<Vec<_>>(),
+        [(0, TxStatus::Confirmed), (1, TxStatus::Confirmed), (2, TxStatus::Confirmed)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -82,7 +82,12 @@ pub fn save_submission(conn: &mut AnyConnection, s: &Submission) -> Result<(), D
 
 /// Makes a done submission active again (an operator's resend); returns
 /// whether there was one.
-pub fn reopen_submission(conn: &mut AnyConnection, rollup: &str, init_batch: u64, now: Millis) -> Result<bool, DbError> {
+pub fn reopen_submission(
+    conn: &mut AnyConnection,
+    rollup: &str,
+    init_batch: u64,
+    now: Millis,
+) -> Result<bool, DbError> {
     let n = diesel::update(sub::table.find((rollup, to_db(init_batch, "init batch")?)))
         .set((
             sub::status.eq(SubmissionStatus::Active.as_str()),

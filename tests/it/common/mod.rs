@@ -3,8 +3,8 @@
 
 pub mod anvil;
 pub mod net;
-pub mod proxy;
 pub mod procs;
+pub mod proxy;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
