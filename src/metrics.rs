@@ -452,7 +452,7 @@ impl Metrics {
             ),
             submission_reward_wei_total: d.counter_f64(
                 "zkpow_submission_reward_wei_total",
-                "Rewards received, in wei (a float: exact to 2^53 wei per increment).",
+                "Rewards received, in wei (a float counter).",
                 &["rollup"],
             ),
             submission_penalty_wei_total: d.counter_f64(
