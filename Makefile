@@ -4,6 +4,7 @@ CARGO ?= cargo
 export ZKPOW_TEST_PARAMS_DIR ?= $(CURDIR)/target/zkpow-params
 
 include mk/evm.mk
+include mk/dashboards.mk
 
 .PHONY: services all build test test-rust run bench bench-prove fmt lint clean fixtures setup-test-keys
 
@@ -13,7 +14,7 @@ build:
 	$(CARGO) build --all-targets
 
 ## Everything the test suite needs, installed by this Makefile, then the tests.
-test: tools contracts-check forge-test test-rust
+test: tools contracts-check check-dashboards forge-test test-rust
 
 ## PostgreSQL for the tests that run on both database backends (the
 ## machine's own cluster, trust auth on 127.0.0.1:5432).

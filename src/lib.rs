@@ -8,5 +8,6 @@ pub mod circuit;
 pub mod config;
 pub mod db;
 pub mod fixtures;
+pub mod metrics;
 pub mod prover;
 pub mod telemetry;

@@ -21,7 +21,8 @@ use tokio::sync::Notify;
 
 use super::provers::{InvalidOutcome, ProverInfo, ProverRegistry, RegistryConfig, RegistryError};
 use super::queue::{KindDepth, Lease, QueueConfig, QueueError, Requeued, TaskQueue};
-use super::task::{NewTask, ProofPayload, Task, TaskId, TaskStatus};
+use super::task::{NewTask, ProofPayload, Task, TaskId, TaskKind, TaskStatus};
+use crate::metrics::{self, RejectReason, ReturnReason};
 use crate::prover::ShapeKey;
 
 /// Checks a prover's result for a task. Called on a blocking thread, never
@@ -148,6 +149,22 @@ impl From<MailboxError> for DispatchError {
     }
 }
 
+/// When a task entered the queue and when its leases started, for the
+/// dispatch-latency and proving-duration metrics. Kept next to the queue
+/// (which has no clock of its own) and dropped when the task is done.
+#[derive(Debug, Default)]
+struct TaskTimes {
+    created_ms: u64,
+    leased: bool,
+    /// (prover, lease start) of the latest leases; a late proof from a
+    /// former holder is still timed from its own lease.
+    leases: Vec<(String, u64)>,
+}
+
+/// Lease starts remembered per task (releases do not count attempts, so
+/// the list is capped rather than bounded by `max_attempts`).
+const TIMED_LEASES: usize = 8;
+
 /// Start it with [`DispatcherHandle::start`]: long-polling claims wait on
 /// the handle, not on the actor.
 pub struct Dispatcher {
@@ -161,6 +178,7 @@ pub struct Dispatcher {
     work: Arc<Notify>,
     /// Per prover: the claim that is current; older waiting claims give up.
     claim_generation: HashMap<String, u64>,
+    times: HashMap<TaskId, TaskTimes>,
     clock: Clock,
 }
 
@@ -175,6 +193,7 @@ impl Dispatcher {
             failures: None,
             work: Arc::new(Notify::new()),
             claim_generation: HashMap::new(),
+            times: HashMap::new(),
             clock: system_clock(),
         }
     }
@@ -200,6 +219,7 @@ impl Dispatcher {
             _ => "",
         };
         tracing::error!(task = %task.id, rollup = %task.rollup, attempts = task.attempts, reason, "task failed");
+        metrics::task_failed(task.kind);
         if let Some(r) = &self.failures {
             r.do_send(TaskFailed { task });
         }
@@ -210,6 +230,48 @@ impl Dispatcher {
             Requeued::Queued { .. } => self.work.notify_waiters(),
             Requeued::Failed(task) => self.surface_failed(*task),
         }
+    }
+
+    fn kind_of(&self, id: &str) -> Option<TaskKind> {
+        self.queue.get(id).map(|t| t.kind)
+    }
+
+    /// Records a new (not resumed) lease: the dispatch latency of a task's
+    /// first lease, and the start the proving duration is measured from.
+    fn lease_started(&mut self, task: &Task, prover: &str, now: u64) {
+        metrics::task_leased(task.kind);
+        let times =
+            self.times.entry(task.id.clone()).or_insert_with(|| TaskTimes { created_ms: now, ..Default::default() });
+        if !times.leased {
+            times.leased = true;
+            metrics::dispatch_latency(task.kind, metrics::ms_to_secs(now.saturating_sub(times.created_ms)));
+        }
+        times.leases.retain(|(p, _)| p != prover);
+        if times.leases.len() >= TIMED_LEASES {
+            times.leases.remove(0);
+        }
+        times.leases.push((prover.to_string(), now));
+    }
+
+    /// Records an accepted proof: completion and the prover's proving time.
+    fn proof_completed(&mut self, task_id: &str, prover: &str, now: u64) {
+        let Some(task) = self.queue.get(task_id) else { return };
+        metrics::task_completed(task.kind);
+        if let Some(times) = self.times.remove(task_id) {
+            if let Some((_, started)) = times.leases.iter().find(|(p, _)| p == prover) {
+                metrics::proving_duration(task.kind, task.shape, metrics::ms_to_secs(now.saturating_sub(*started)));
+            }
+        }
+    }
+
+    /// Queue depth and prover gauges, refreshed on every tick.
+    fn publish_gauges(&self, now: u64) {
+        let depth = self.queue.depth();
+        for d in &depth {
+            metrics::queue_depth(d.kind, d.queued, d.leased, d.failed);
+        }
+        let working = depth.iter().map(|d| d.leased).sum();
+        metrics::provers(self.registry.connected_count(now), working, self.registry.quarantined_count(now));
     }
 
     /// Touches the prover and refuses a quarantined one.
@@ -232,16 +294,22 @@ impl Actor for Dispatcher {
 
 impl Dispatcher {
     fn expire(&mut self) {
-        let report = self.queue.expire(self.now());
+        let now = self.now();
+        let report = self.queue.expire(now);
         for id in &report.requeued {
             tracing::warn!(task = %id, "lease expired; task requeued");
+            if let Some(kind) = self.kind_of(id) {
+                metrics::task_expired(kind);
+            }
         }
         if !report.requeued.is_empty() {
             self.work.notify_waiters();
         }
         for task in report.failed {
+            metrics::task_expired(task.kind);
             self.surface_failed(task);
         }
+        self.publish_gauges(now);
     }
 }
 
@@ -329,6 +397,9 @@ impl Handler<Claim> for Dispatcher {
                 task = %l.task.id, prover = %msg.prover_id, attempts = l.task.attempts, resumed = l.resumed,
                 expires_at_ms = l.expires_at_ms, "task leased"
             );
+            if !l.resumed {
+                self.lease_started(&l.task, &msg.prover_id, now);
+            }
         }
         Ok(ClaimAttempt { generation, lease, superseded: false })
     }
@@ -416,6 +487,19 @@ struct Verdict {
     result: Result<(), String>,
 }
 
+/// The metrics reason of a submission refused before verification; `None`
+/// for refusals that say nothing about the proof (the dispatcher is down).
+fn rejection(e: &DispatchError) -> Option<RejectReason> {
+    match e {
+        DispatchError::UnknownProver(_) => Some(RejectReason::UnknownProver),
+        DispatchError::UnknownTask(_) => Some(RejectReason::UnknownTask),
+        DispatchError::AlreadyDone(_) => Some(RejectReason::AlreadyDone),
+        DispatchError::MalformedProof(_) => Some(RejectReason::Malformed),
+        DispatchError::InvalidProof(_) => Some(RejectReason::Invalid),
+        _ => None,
+    }
+}
+
 /// Checks every backend's result must pass: a batch proof is for the
 /// task's batch, a bundle covers exactly the task's batches in order.
 fn check_covers_task(task: &Task, payload: &ProofPayload) -> Result<(), String> {
@@ -443,6 +527,11 @@ impl Handler<Submit> for Dispatcher {
                 ProofPayload::decode(task.kind, msg.proof).map_err(|e| DispatchError::MalformedProof(e.to_string()))?;
             Ok((task.clone(), payload))
         })();
+        if let Err(e) = &pre {
+            if let Some(reason) = rejection(e) {
+                metrics::proof_rejected(reason);
+            }
+        }
         let verifier = self.verifier.clone();
         let sink = self.sink.clone();
         let addr = ctx.address();
@@ -451,7 +540,9 @@ impl Handler<Submit> for Dispatcher {
             let (task, payload) = pre?;
             let started = std::time::Instant::now();
             let (task, payload, result) = tokio::task::spawn_blocking(move || {
-                let result = check_covers_task(&task, &payload).and_then(|()| verifier.verify(&task, &payload));
+                let result = check_covers_task(&task, &payload)
+                    .map_err(|e| (RejectReason::WrongTask, e))
+                    .and_then(|()| verifier.verify(&task, &payload).map_err(|e| (RejectReason::Invalid, e)));
                 (task, payload, result)
             })
             .await
@@ -460,6 +551,10 @@ impl Handler<Submit> for Dispatcher {
                 DispatchError::Unavailable("the proof verifier crashed".into())
             })?;
             tracing::debug!(task = %task_id, prover = %prover_id, ok = result.is_ok(), elapsed_ms = started.elapsed().as_millis() as u64, "proof checked");
+            let result = result.map_err(|(reason, e)| {
+                metrics::proof_rejected(reason);
+                e
+            });
             if result.is_ok() {
                 sink.send(ProofAccepted { task, payload, prover_id: prover_id.clone() })
                     .await
@@ -487,8 +582,10 @@ impl Handler<Verdict> for Dispatcher {
                 let _ = self.registry.record_valid(&prover_id);
                 if self.queue.complete(&task_id, &prover_id)? {
                     tracing::info!(task = %task_id, prover = %prover_id, "proof accepted");
+                    self.proof_completed(&task_id, &prover_id, now);
                     Ok(())
                 } else {
+                    metrics::proof_rejected(RejectReason::AlreadyDone);
                     Err(DispatchError::AlreadyDone(task_id))
                 }
             }
@@ -501,8 +598,9 @@ impl Handler<Verdict> for Dispatcher {
                 }
                 if let Ok(InvalidOutcome::Quarantined { until_ms }) = self.registry.record_invalid(&prover_id, now) {
                     tracing::warn!(prover = %prover_id, until_ms, "prover quarantined for invalid proofs");
-                    if let Some(other) = self.queue.held_by(&prover_id).map(|t| t.id.clone()) {
+                    if let Some((other, kind)) = self.queue.held_by(&prover_id).map(|t| (t.id.clone(), t.kind)) {
                         if self.queue.release(&other, &prover_id).is_ok() {
+                            metrics::task_returned(kind, ReturnReason::Released);
                             self.work.notify_waiters();
                         }
                     }
@@ -536,6 +634,9 @@ impl Handler<Fail> for Dispatcher {
         self.registry.touch(&msg.prover_id, self.now())?;
         tracing::warn!(task = %msg.task_id, prover = %msg.prover_id, reason = %msg.reason, "prover failed a task");
         let outcome = self.queue.fail(&msg.task_id, &msg.prover_id, &msg.reason)?;
+        if let Some(kind) = self.kind_of(&msg.task_id) {
+            metrics::task_returned(kind, ReturnReason::Failed);
+        }
         let reply = match &outcome {
             Requeued::Queued { attempts } => FailOutcome { requeued: true, attempts: *attempts },
             Requeued::Failed(t) => FailOutcome { requeued: false, attempts: t.attempts },
@@ -560,6 +661,9 @@ impl Handler<Release> for Dispatcher {
         self.registry.touch(&msg.prover_id, self.now())?;
         self.queue.release(&msg.task_id, &msg.prover_id)?;
         tracing::info!(task = %msg.task_id, prover = %msg.prover_id, "task released");
+        if let Some(kind) = self.kind_of(&msg.task_id) {
+            metrics::task_returned(kind, ReturnReason::Released);
+        }
         self.work.notify_waiters();
         Ok(())
     }
@@ -574,8 +678,11 @@ impl Handler<Enqueue> for Dispatcher {
     type Result = Result<bool, QueueError>;
 
     fn handle(&mut self, msg: Enqueue, _: &mut Self::Context) -> Self::Result {
+        let (id, kind) = (msg.0.id(), msg.0.input.kind());
         let added = self.queue.enqueue(msg.0)?;
         if added {
+            metrics::task_created(kind);
+            self.times.insert(id, TaskTimes { created_ms: self.now(), ..Default::default() });
             self.work.notify_waiters();
         }
         Ok(added)
@@ -862,6 +969,48 @@ mod tests {
         // A late valid proof still rescues it.
         assert_eq!(submit(&addr, &p, "r/batch/1-1", 1).await, Ok(()));
         addr.send(RetryFailed("r/batch/1-1".into())).await.unwrap().unwrap_err();
+    }
+
+    /// The registry is process-wide and other tests run in parallel, so
+    /// this checks that each event counted at least once.
+    #[actix_rt::test]
+    async fn metrics_follow_a_task_through_the_dispatcher() {
+        let m = crate::metrics::get();
+        let shape = Shape::TEST.to_string();
+        let count = |c: &prometheus::IntCounterVec, labels: &[&str]| c.with_label_values(labels).get();
+        let before = (
+            count(&m.tasks_created_total, &["batch"]),
+            count(&m.tasks_leased_total, &["batch"]),
+            count(&m.tasks_completed_total, &["batch"]),
+            count(&m.proofs_rejected_total, &["malformed"]),
+            count(&m.proofs_rejected_total, &["unknown_task"]),
+            m.tasks_dispatch_latency_seconds.with_label_values(&["batch"]).get_sample_count(),
+            m.tasks_proving_duration_seconds.with_label_values(&["batch", &shape]).get_sample_count(),
+        );
+        let h = start(Arc::new(AcceptAllVerifierForProtocolTests), cfg());
+        let p = register(&h.addr, "p").await;
+        h.addr.send(Enqueue(batch("metrics", 1, 1))).await.unwrap().unwrap();
+        h.time.store(3_000, Ordering::SeqCst);
+        let lease = claim(&h.addr, &p, 0).await.unwrap().unwrap();
+        // Re-claiming the own lease is not a new lease.
+        claim(&h.addr, &p, 0).await.unwrap().unwrap();
+        let bad = Submit { prover_id: p.clone(), task_id: lease.task.id.clone(), proof: serde_json::json!({"x": 1}) };
+        assert!(h.addr.send(bad).await.unwrap().is_err());
+        let unknown =
+            Submit { prover_id: p.clone(), task_id: "metrics/batch/9-9".into(), proof: serde_json::json!({}) };
+        assert!(h.addr.send(unknown).await.unwrap().is_err());
+        h.time.store(10_000, Ordering::SeqCst);
+        assert_eq!(submit(&h.addr, &p, &lease.task.id, 1).await, Ok(()));
+        h.addr.send(Tick).await.unwrap();
+
+        assert!(count(&m.tasks_created_total, &["batch"]) > before.0);
+        assert!(count(&m.tasks_leased_total, &["batch"]) > before.1);
+        assert!(count(&m.tasks_completed_total, &["batch"]) > before.2);
+        assert!(count(&m.proofs_rejected_total, &["malformed"]) > before.3);
+        assert!(count(&m.proofs_rejected_total, &["unknown_task"]) > before.4);
+        assert!(m.tasks_dispatch_latency_seconds.with_label_values(&["batch"]).get_sample_count() > before.5);
+        assert!(m.tasks_proving_duration_seconds.with_label_values(&["batch", &shape]).get_sample_count() > before.6);
+        assert!(h.addr.send(GetSnapshot).await.unwrap().depth[0].done >= 1);
     }
 
     #[actix_rt::test]

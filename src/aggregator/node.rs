@@ -116,6 +116,7 @@ async fn rollup_runtime(cfg: &Config, r: &RollupConfig) -> anyhow::Result<Rollup
 
 /// Runs the aggregator until `shutdown` turns true. Call inside an actix system.
 pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    crate::metrics::init(&cfg);
     let database_url = cfg.aggregator.database_url.clone();
     let db = tokio::task::spawn_blocking(move || Db::connect(&database_url)).await?.with_context(|| {
         format!(
@@ -160,7 +161,10 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
     let api = ProverApi::new(dispatcher.clone(), prover_token);
     let server = actix_web::HttpServer::new(move || {
         let api = api.clone();
-        actix_web::App::new().configure(|c| api.configure(c)).configure(crate::api::health::configure)
+        actix_web::App::new()
+            .configure(|c| api.configure(c))
+            .configure(crate::api::health::configure)
+            .configure(crate::api::metrics::configure)
     })
     .workers(2)
     .disable_signals()
@@ -267,7 +271,8 @@ async fn watch_chain(
     chain: String,
 ) {
     let by_address: HashMap<Address, RollupCtx> = rollups.iter().cloned().collect();
-    let watcher = Watcher::new(provider.clone(), rollups.iter().map(|(a, _)| *a).collect(), confirmations);
+    let watcher =
+        Watcher::new(provider.clone(), rollups.iter().map(|(a, _)| *a).collect(), confirmations).with_chain(&chain);
     let mut backoff = poll;
     loop {
         let step = async {
@@ -275,6 +280,9 @@ async fn watch_chain(
                 .run(move |c| db::get_chain_cursor(c, chain_id))
                 .await?
                 .map(|c| Cursor { block: c.block_number, hash: c.block_hash.into() });
+            if let Some(c) = &cursor {
+                crate::metrics::chain_processed_block(&chain, c.block);
+            }
             match watcher.poll(cursor, 0).await? {
                 Poll::Idle => Ok::<bool, anyhow::Error>(false),
                 Poll::Progress { sequences, cursor } => {
@@ -290,6 +298,7 @@ async fn watch_chain(
                         })
                     })
                     .await?;
+                    crate::metrics::chain_processed_block(&chain, cursor.block);
                     if n > 0 {
                         tracing::info!(chain = %chain, sequences = n, block = cursor.block, "sequences stored");
                     }
@@ -298,7 +307,8 @@ async fn watch_chain(
                 Poll::Reorg { rewind_to } => {
                     let hash = provider
                         .get_block_by_number(rewind_to.into())
-                        .await?
+                        .await
+                        .inspect_err(|e| crate::metrics::rpc_failed(&chain, "eth_getBlockByNumber", e))?
                         .map(|b| b.header.hash)
                         .context("rewind block missing")?;
                     let names: Vec<String> = by_address.values().map(|c| c.name.clone()).collect();
@@ -311,6 +321,7 @@ async fn watch_chain(
                         })
                     })
                     .await?;
+                    crate::metrics::chain_processed_block(&chain, rewind_to);
                     tracing::warn!(chain = %chain, rewind_to, "reorg: rewound");
                     Ok(true)
                 }
@@ -320,7 +331,12 @@ async fn watch_chain(
             Ok(progress) => {
                 backoff = poll;
                 for (addr, ctx) in &by_address {
-                    if let Ok(lv) = ZkPowRollup::new(*addr, provider.clone()).lastVerifiedBatch().call().await {
+                    let verified = ZkPowRollup::new(*addr, provider.clone()).lastVerifiedBatch().call().await;
+                    if let Err(e) = &verified {
+                        crate::metrics::contract_call_failed(&chain, e);
+                    }
+                    if let Ok(lv) = verified {
+                        crate::metrics::rollup_last_verified_batch(&ctx.name, lv);
                         let name = ctx.name.clone();
                         if let Ok(n) = db.run(move |c| pipeline::mark_verified(c, &name, lv, db::now_ms())).await {
                             if n > 0 {

@@ -45,6 +45,7 @@ pub fn ingest(
 ) -> Result<usize, DbError> {
     let mut new = 0;
     for s in seqs {
+        crate::metrics::rollup_last_sequenced_batch(&ctx.name, s.final_batch);
         let seq = db::NewSequence {
             rollup: ctx.name.clone(),
             init_batch: s.init_batch,

@@ -1,4 +1,4 @@
-//! The daemon's HTTP surface (actix-web): health, and the prover protocol
+//! The daemon's HTTP surface (actix-web): health, metrics, and the prover protocol
 //! under `/v1/prover/*`. Every error answers in one JSON shape
 //! ([`error::ErrorBody`]); unknown routes included.
 //!
@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod metrics;
 pub mod prover;
 
 pub use auth::BearerToken;

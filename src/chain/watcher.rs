@@ -7,6 +7,10 @@
 //! least `confirmations` deep are read, so a reorg inside the confirmation
 //! depth never reaches us; a deeper one shows up as the cursor's block hash
 //! changing, and the caller rewinds.
+//!
+//! Metrics: the chain head (`zkpow_chain_head_block`) and every failed RPC
+//! call (`zkpow_chain_rpc_errors_total`) are recorded here, under the chain
+//! name given with [`Watcher::with_chain`].
 
 use alloy::primitives::{Address, B256};
 use alloy::providers::Provider;
@@ -14,6 +18,7 @@ use alloy::rpc::types::{BlockNumberOrTag, Filter};
 use alloy::sol_types::{SolCall, SolEvent};
 
 use super::bindings::ZkPowRollup;
+use crate::metrics::{self, RpcErrorKind};
 
 /// How far back a detected reorg rewinds the cursor. Deeper reorgs than
 /// this on a chain with confirmations configured are not a case we can
@@ -78,11 +83,25 @@ pub struct Watcher<P> {
     confirmations: u64,
     /// Largest block range per `eth_getLogs` call; providers cap it.
     max_range: u64,
+    /// The chain's configured name, the `chain` label of its metrics.
+    chain: String,
 }
 
 impl<P: Provider> Watcher<P> {
     pub fn new(provider: P, rollups: Vec<Address>, confirmations: u64) -> Self {
-        Watcher { provider, rollups, confirmations, max_range: 2_000 }
+        Watcher { provider, rollups, confirmations, max_range: 2_000, chain: "unnamed".into() }
+    }
+
+    /// Names the chain in the watcher's metrics.
+    pub fn with_chain(mut self, chain: &str) -> Self {
+        self.chain = chain.to_string();
+        self
+    }
+
+    /// Counts a failed call of `method` and turns it into a [`WatchError`].
+    fn rpc_failed(&self, method: &str, e: alloy::transports::TransportError) -> WatchError {
+        metrics::rpc_failed(&self.chain, method, &e);
+        rpc(e)
     }
 
     pub fn with_max_range(mut self, max_range: u64) -> Self {
@@ -92,7 +111,8 @@ impl<P: Provider> Watcher<P> {
 
     /// The latest block and the latest confirmed block.
     pub async fn heads(&self) -> Result<(u64, Option<u64>), WatchError> {
-        let head = self.provider.get_block_number().await.map_err(rpc)?;
+        let head = self.provider.get_block_number().await.map_err(|e| self.rpc_failed("eth_blockNumber", e))?;
+        metrics::chain_head(&self.chain, head);
         Ok((head, head.checked_sub(self.confirmations)))
     }
 
@@ -101,7 +121,7 @@ impl<P: Provider> Watcher<P> {
             .provider
             .get_block_by_number(BlockNumberOrTag::Number(number))
             .await
-            .map_err(rpc)?
+            .map_err(|e| self.rpc_failed("eth_getBlockByNumber", e))?
             .ok_or(WatchError::MissingBlock(number))?;
         Ok(block.header.hash)
     }
@@ -134,10 +154,13 @@ impl<P: Provider> Watcher<P> {
             .event_signature(ZkPowRollup::SequenceBatches::SIGNATURE_HASH)
             .from_block(from)
             .to_block(to);
-        let logs = self.provider.get_logs(&filter).await.map_err(rpc)?;
+        let logs = self.provider.get_logs(&filter).await.map_err(|e| self.rpc_failed("eth_getLogs", e))?;
         let mut sequences = Vec::with_capacity(logs.len());
         for log in logs {
-            let event = ZkPowRollup::SequenceBatches::decode_log(&log.inner).map_err(rpc)?;
+            let event = ZkPowRollup::SequenceBatches::decode_log(&log.inner).map_err(|e| {
+                metrics::rpc_error(&self.chain, "eth_getLogs", RpcErrorKind::Fatal);
+                rpc(e)
+            })?;
             let (init, fin) = (event.data.initNumBatch, event.data.finalNewBatch);
             let tx_hash = log.transaction_hash.ok_or_else(|| WatchError::Rpc("log without transaction hash".into()))?;
             let l1_block = log.block_number.ok_or_else(|| WatchError::Rpc("log without block number".into()))?;
@@ -146,7 +169,7 @@ impl<P: Provider> Watcher<P> {
                 .provider
                 .get_transaction_by_hash(tx_hash)
                 .await
-                .map_err(rpc)?
+                .map_err(|e| self.rpc_failed("eth_getTransactionByHash", e))?
                 .ok_or(WatchError::MissingTx(tx_hash))?;
             let input = alloy::consensus::Transaction::input(&tx);
             let undecodable = |msg: String| WatchError::Undecodable { init, fin, tx: tx_hash, msg };

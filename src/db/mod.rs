@@ -24,7 +24,9 @@
 //!
 //! Every query is a plain blocking function on `&mut AnyConnection` (see
 //! [`queries`]). From async code wrap it in [`Db::run`], which moves it to
-//! tokio's blocking pool; from blocking code use [`Db::with_conn`]. Every
+//! tokio's blocking pool; from blocking code use [`Db::with_conn`]. Both
+//! time the call (`zkpow_db_query_duration_seconds`, `zkpow_db_pool_wait_seconds`);
+//! [`Db::run_op`] and [`Db::with_conn_op`] name the operation in the metric. Every
 //! query that changes state runs in a transaction ([`transaction`]), and
 //! those transactions nest, so a caller can combine several queries
 //! atomically.
@@ -277,8 +279,23 @@ impl Db {
     /// Runs `f` on a pooled connection on the current thread. For blocking
     /// contexts (sync actors, `spawn_blocking`); async code uses [`Db::run`].
     pub fn with_conn<T>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T, DbError>) -> Result<T, DbError> {
+        self.with_conn_op(crate::metrics::DB_OP_DEFAULT, f)
+    }
+
+    /// [`Db::with_conn`], timed under the operation label `op` (a short
+    /// constant such as `"store_proof"`, never a value).
+    pub fn with_conn_op<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let waiting = std::time::Instant::now();
         let mut conn = self.conn()?;
-        f(&mut conn)
+        crate::metrics::db_pool_wait(waiting.elapsed().as_secs_f64());
+        let started = std::time::Instant::now();
+        let result = f(&mut conn);
+        crate::metrics::db_query(op, started.elapsed().as_secs_f64());
+        result
     }
 
     /// Runs `f` on a pooled connection on tokio's blocking pool, so neither
@@ -289,8 +306,17 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
     {
+        self.run_op(crate::metrics::DB_OP_DEFAULT, f).await
+    }
+
+    /// [`Db::run`], timed under the operation label `op`.
+    pub async fn run_op<T, F>(&self, op: &'static str, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
+    {
         let db = self.clone();
-        match tokio::task::spawn_blocking(move || db.with_conn(f)).await {
+        match tokio::task::spawn_blocking(move || db.with_conn_op(op, f)).await {
             Ok(result) => result,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => Err(DbError::Other(format!("database task cancelled: {e}"))),
