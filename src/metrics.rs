@@ -76,28 +76,8 @@ pub struct Family {
     pub labels: &'static [&'static str],
 }
 
-/// What an on-chain transaction of the sender is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TxPurpose {
-    /// `submitProofHash`: the commit within T1.
-    Commit,
-    /// `verifyBatches`: the reveal within T2.
-    Reveal,
-    /// Claiming a settled reward.
-    Claim,
-}
-
-impl TxPurpose {
-    pub const ALL: &'static [TxPurpose] = &[TxPurpose::Commit, TxPurpose::Reveal, TxPurpose::Claim];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TxPurpose::Commit => "commit",
-            TxPurpose::Reveal => "reveal",
-            TxPurpose::Claim => "claim",
-        }
-    }
-}
+/// What an on-chain transaction of the sender is for (the outbox's own enum).
+pub use crate::db::TxPurpose;
 
 /// A stage of a sequence's way from posting to verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

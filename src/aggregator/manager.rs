@@ -29,6 +29,7 @@ use crate::chain::txmanager::{TxError, TxEvent, TxManager, TxRequest};
 use crate::chain::{proof_hash, root_to_b256};
 use crate::config::SenderConfig;
 use crate::db::{self, Db, SequenceState, Submission, SubmissionStatus, TxPurpose, TxStatus};
+use crate::metrics::{self, SequenceStage};
 
 /// Longest wait between retries when the node or the database fails: short
 /// enough to catch up soon after an outage, long enough not to hammer.
@@ -220,6 +221,9 @@ impl ChainSender {
                 self.note(&mut s, reason).await?;
             }
             Action::Done(outcome) => {
+                if outcome == sender::Outcome::Missed {
+                    metrics::window_missed(&s.rollup);
+                }
                 s.status = SubmissionStatus::Done;
                 s.outcome = Some(outcome.as_str().to_string());
                 s.note = None;
@@ -242,6 +246,13 @@ impl ChainSender {
                 let n = count(TxPurpose::Commit, window_id);
                 let sent = self.send(&s, TxPurpose::Commit, window_id, n, r.address, call.abi_encode()).await?;
                 if sent {
+                    if view.phase == Phase::Ended {
+                        metrics::window_reset(&s.rollup);
+                    }
+                    if s.window_id != 0 && s.window_id < window_id {
+                        // We committed to an earlier window and did not get a valid proof in.
+                        metrics::window_missed(&s.rollup);
+                    }
                     s.window_id = window_id;
                     s.proof_hash = Some(hash.0);
                     s.commits += 1;
@@ -255,7 +266,18 @@ impl ChainSender {
                 let art = artifact.context("reveal without a final artifact")?;
                 let call = reveal_call(&art)?;
                 let n = count(TxPurpose::Reveal, view.window_id);
-                self.send(&s, TxPurpose::Reveal, view.window_id, n, r.address, call.abi_encode()).await?;
+                if self.send(&s, TxPurpose::Reveal, view.window_id, n, r.address, call.abi_encode()).await? {
+                    let commit_confirmed = txs
+                        .iter()
+                        .filter(|t| t.purpose == TxPurpose::Commit && t.window_id == view.window_id)
+                        .filter(|t| t.status == TxStatus::Confirmed)
+                        .map(|t| t.updated_at)
+                        .max();
+                    if let Some(at) = commit_confirmed {
+                        let secs = (db::now_ms() - at).max(0) as f64 / 1000.0;
+                        metrics::sequence_stage(&s.rollup, SequenceStage::WaitingT1, secs);
+                    }
+                }
             }
             Action::Claim => {
                 let call = ZkPowRollup::claimRewardCall { initNumBatch: s.init_batch };
@@ -382,6 +404,23 @@ impl ChainSender {
         }
         if reward > 0 {
             tracing::info!(rollup = %tx.rollup, init_batch = tx.init_batch, reward_wei = %reward, "reward received");
+        }
+        if reward > 0 {
+            metrics::reward_wei(&tx.rollup, reward as f64);
+        }
+        if penalty > 0 {
+            metrics::penalty_wei(&tx.rollup, penalty as f64);
+        }
+        if tx.status == TxStatus::Confirmed {
+            match tx.purpose {
+                TxPurpose::Commit => metrics::commit(&tx.rollup),
+                TxPurpose::Reveal => {
+                    metrics::reveal(&tx.rollup);
+                    let secs = (tx.updated_at - tx.created_at).max(0) as f64 / 1000.0;
+                    metrics::sequence_stage(&tx.rollup, SequenceStage::Revealing, secs);
+                }
+                TxPurpose::Claim => {}
+            }
         }
         let committed = tx.purpose == TxPurpose::Commit && tx.status == TxStatus::Confirmed;
         self.db

@@ -224,6 +224,10 @@ pub fn store_proof(conn: &mut AnyConnection, accepted: &ProofAccepted, now: db::
         db::complete_task(conn, &task.id, &proof, now)?;
         if task.kind == TaskKind::Final {
             let seq = db::get_sequence(conn, &task.rollup, task.seq_height)?;
+            if let Some(s) = &seq {
+                let secs = (now - s.posted_at).max(0) as f64 / 1000.0;
+                crate::metrics::sequence_stage(&task.rollup, crate::metrics::SequenceStage::Proving, secs);
+            }
             if seq.is_some_and(|s| !s.state.is_settled() && s.state != SequenceState::Committed) {
                 db::update_sequence_state(conn, &task.rollup, task.seq_height, SequenceState::Proven, now)?;
             }
@@ -288,6 +292,7 @@ pub fn mark_verified(
     for s in db::unverified_sequences(conn, rollup)? {
         if s.final_batch <= last_verified {
             db::update_sequence_state(conn, rollup, s.init_batch, SequenceState::Verified, now)?;
+            crate::metrics::sequence_verified(rollup, (now - s.posted_at).max(0) as f64 / 1000.0);
             n += 1;
         }
     }

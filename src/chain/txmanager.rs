@@ -23,6 +23,7 @@ use alloy::transports::{RpcError, TransportErrorKind};
 use super::bindings::ZkPowRollup::ZkPowRollupErrors;
 use crate::config::SenderConfig;
 use crate::db::{self, ChainTx, Db, DbError, TxPurpose, TxStatus};
+use crate::metrics;
 
 /// Why the contract would reject a call: the cases the sender branches on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,6 +210,20 @@ impl TxManager {
         &self.provider
     }
 
+    /// Classifies an RPC failure and counts it (reverts are answers, not failures).
+    fn rpc(&self, method: &'static str) -> impl Fn(RpcError<TransportErrorKind>) -> TxError + '_ {
+        move |e| {
+            let err = classify_rpc_error(e);
+            let kind = match &err {
+                TxError::Revert(_) => return err,
+                e if e.is_transient() => metrics::RpcErrorKind::Transient,
+                _ => metrics::RpcErrorKind::Fatal,
+            };
+            metrics::rpc_error(&self.chain, method, kind);
+            err
+        }
+    }
+
     fn fee_cap(&self) -> u128 {
         u128::from(self.cfg.max_fee_per_gas_gwei) * GWEI
     }
@@ -217,7 +232,7 @@ impl TxManager {
     /// it would revert.
     pub async fn simulate(&self, to: Address, calldata: &Bytes) -> Result<u64, TxError> {
         let call = TransactionRequest::default().with_from(self.from).with_to(to).with_input(calldata.clone());
-        self.provider.estimate_gas(call).await.map_err(classify_rpc_error)
+        self.provider.estimate_gas(call).await.map_err(self.rpc("eth_estimateGas"))
     }
 
     /// Simulates, signs, records and broadcasts `req` (see [`TxRequest`] for
@@ -227,8 +242,10 @@ impl TxManager {
         let (tx, fresh) = self.prepare_inner(req).await?;
         if fresh {
             match self.broadcast(&tx.raw_tx).await {
-                Ok(()) => {}
+                Ok(()) => metrics::tx_sent(&self.chain, tx.purpose),
                 Err(e) if e.is_transient() => {
+                    // Recorded, so it counts as sent: the monitor delivers it.
+                    metrics::tx_sent(&self.chain, tx.purpose);
                     tracing::warn!(chain = %self.chain, tx = %tx.id, error = %e, "broadcast failed; will retry");
                 }
                 Err(e) => {
@@ -256,7 +273,7 @@ impl TxManager {
         }
         let gas = self.simulate(req.to, &req.calldata).await?;
         let gas_limit = gas.saturating_mul(100 + self.cfg.gas_limit_margin_percent) / 100;
-        let fees = self.provider.estimate_eip1559_fees().await.map_err(classify_rpc_error)?;
+        let fees = self.provider.estimate_eip1559_fees().await.map_err(self.rpc("eth_feeHistory"))?;
         let cap = self.fee_cap();
         if fees.max_fee_per_gas > cap {
             tracing::warn!(
@@ -268,8 +285,8 @@ impl TxManager {
         }
         let max_fee = fees.max_fee_per_gas.min(cap);
         let priority = fees.max_priority_fee_per_gas.min(max_fee);
-        let head = self.provider.get_block_number().await.map_err(classify_rpc_error)?;
-        let chain_nonce = self.provider.get_transaction_count(self.from).pending().await.map_err(classify_rpc_error)?;
+        let head = self.provider.get_block_number().await.map_err(self.rpc("eth_blockNumber"))?;
+        let chain_nonce = self.provider.get_transaction_count(self.from).pending().await.map_err(self.rpc("eth_getTransactionCount"))?;
         let (chain_id, sender) = (self.chain_id, self.from.0 .0);
         let recorded = self.db.run(move |c| db::next_recorded_nonce(c, chain_id, &sender)).await?;
         let nonce = chain_nonce.max(recorded.unwrap_or(0));
@@ -345,7 +362,7 @@ impl TxManager {
                 if msg.contains("already known") || msg.contains("already imported") || msg.contains("nonce too low") {
                     Ok(())
                 } else {
-                    Err(classify_rpc_error(e))
+                    Err(self.rpc("eth_sendRawTransaction")(e))
                 }
             }
         }
@@ -366,13 +383,13 @@ impl TxManager {
         if open.is_empty() {
             return Ok(Vec::new());
         }
-        let head = self.provider.get_block_number().await.map_err(classify_rpc_error)?;
+        let head = self.provider.get_block_number().await.map_err(self.rpc("eth_blockNumber"))?;
         let mut events = Vec::new();
         for mut tx in open {
             let mut receipt = None;
             for h in tx.hashes.iter().rev() {
                 if let Some(r) =
-                    self.provider.get_transaction_receipt(B256::from(*h)).await.map_err(classify_rpc_error)?
+                    self.provider.get_transaction_receipt(B256::from(*h)).await.map_err(self.rpc("eth_getTransactionReceipt"))?
                 {
                     receipt = Some(r);
                     break;
@@ -399,6 +416,11 @@ impl TxManager {
                         let stored = tx.clone();
                         self.db.run(move |c| db::save_tx(c, &stored)).await?;
                         let final_state = !tx.status.is_open();
+                        match tx.status {
+                            TxStatus::Confirmed => metrics::tx_confirmed(&self.chain, tx.purpose, r.gas_used),
+                            TxStatus::Reverted => metrics::tx_reverted(&self.chain, tx.purpose, r.gas_used),
+                            _ => {}
+                        }
                         tracing::info!(
                             chain = %self.chain, tx = %tx.id, status = %tx.status, block = mined,
                             gas_used = r.gas_used, "transaction {}", if final_state { "settled" } else { "mined" }
@@ -421,7 +443,7 @@ impl TxManager {
                     events.push(TxEvent { tx, receipt: None });
                 }
                 None => {
-                    let used = self.provider.get_transaction_count(self.from).await.map_err(classify_rpc_error)?;
+                    let used = self.provider.get_transaction_count(self.from).await.map_err(self.rpc("eth_getTransactionCount"))?;
                     if used > tx.nonce {
                         if head >= tx.sent_block + self.cfg.bump_after_blocks {
                             // Our nonce was taken by a transaction we did not
@@ -433,6 +455,7 @@ impl TxManager {
                             );
                             tx.status = TxStatus::Reverted;
                             tx.error = Some("nonce used by another transaction".into());
+                            metrics::tx_reverted(&self.chain, tx.purpose, 0);
                             tx.updated_at = db::now_ms();
                             let stored = tx.clone();
                             self.db.run(move |c| db::save_tx(c, &stored)).await?;
@@ -446,7 +469,7 @@ impl TxManager {
                         .provider
                         .get_transaction_by_hash(B256::from(tx.tx_hash))
                         .await
-                        .map_err(classify_rpc_error)?
+                        .map_err(self.rpc("eth_getTransactionByHash"))?
                         .is_none()
                     {
                         // Not known to the node: we crashed before the
@@ -504,6 +527,7 @@ impl TxManager {
         tx.max_fee_per_gas = max_fee;
         tx.max_priority_fee_per_gas = priority;
         tx.replacements += 1;
+        metrics::tx_replaced(&self.chain, tx.purpose);
         tx.sent_block = head;
         tx.updated_at = db::now_ms();
         let stored = tx.clone();
