@@ -25,6 +25,7 @@ pub struct Config {
     pub prover: ProverConfig,
     pub aggregator: AggregatorConfig,
     pub sender: SenderConfig,
+    pub api: ApiConfig,
     pub chains: Vec<ChainConfig>,
     pub rollups: Vec<RollupConfig>,
 }
@@ -110,6 +111,27 @@ impl Default for AggregatorConfig {
             max_attempts: 5,
             claim_poll_ms: 10_000,
         }
+    }
+}
+
+/// The control API (`/v1/*` besides the prover protocol, `/readyz`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// File holding the admin token (or use `admin_token_env`). Without one,
+    /// control calls (pause, resume, resend) are refused.
+    pub admin_token_file: Option<PathBuf>,
+    /// Environment variable holding the admin token (not `ZKPOW_*`).
+    pub admin_token_env: Option<String>,
+    /// Serve the read endpoints (status, sequences, provers) without a token.
+    pub read_open: bool,
+    /// `/readyz` fails when the watcher is further behind the chain head.
+    pub ready_max_lag_blocks: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { admin_token_file: None, admin_token_env: None, read_open: false, ready_max_lag_blocks: 64 }
     }
 }
 
@@ -284,6 +306,7 @@ impl Config {
         for (key, env) in [
             ("prover.token_env", &self.prover.token_env),
             ("aggregator.prover_token_env", &self.aggregator.prover_token_env),
+            ("api.admin_token_env", &self.api.admin_token_env),
         ] {
             if env.as_deref().is_some_and(|v| v.starts_with("ZKPOW_")) {
                 return invalid(key.into(), "ZKPOW_* variables are configuration keys; pick another name");
@@ -294,6 +317,9 @@ impl Config {
         }
         if self.aggregator.max_attempts == 0 {
             return invalid("aggregator.max_attempts".into(), "must be at least 1");
+        }
+        if self.api.admin_token_file.is_some() && self.api.admin_token_env.is_some() {
+            return invalid("api".into(), "set admin_token_file or admin_token_env, not both");
         }
         if self.sender.bump_percent < 10 {
             return invalid("sender.bump_percent".into(), "nodes refuse replacements below 10 percent");

@@ -180,6 +180,7 @@ pub struct Dispatcher {
     claim_generation: HashMap<String, u64>,
     times: HashMap<TaskId, TaskTimes>,
     clock: Clock,
+    pause: Arc<super::pause::PauseSwitch>,
 }
 
 impl Dispatcher {
@@ -195,7 +196,14 @@ impl Dispatcher {
             claim_generation: HashMap::new(),
             times: HashMap::new(),
             clock: system_clock(),
+            pause: Arc::default(),
         }
+    }
+
+    /// While `pause` is set, claims get no new work (leases in progress go on).
+    pub fn with_pause(mut self, pause: Arc<super::pause::PauseSwitch>) -> Self {
+        self.pause = pause;
+        self
     }
 
     /// Also tell `recipient` about tasks that reach their attempt cap.
@@ -391,6 +399,9 @@ impl Handler<Claim> for Dispatcher {
             }
             Some(g) => g,
         };
+        if self.pause.is_paused() {
+            return Ok(ClaimAttempt { generation, lease: None, superseded: false });
+        }
         let lease = self.queue.lease(&msg.prover_id, &shapes, now);
         if let Some(l) = &lease {
             tracing::info!(
@@ -425,6 +436,11 @@ impl DispatcherHandle {
 
     pub fn addr(&self) -> &Addr<Dispatcher> {
         &self.addr
+    }
+
+    /// Wakes waiting claims (after a resume).
+    pub fn wake(&self) {
+        self.work.notify_waiters();
     }
 
     /// A task for the prover, or `None` after waiting up to `wait_ms`

@@ -11,7 +11,6 @@
 //! in the next window (the resend path), and a final artifact that went
 //! missing is proven again.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +21,7 @@ use alloy::sol_types::{SolCall, SolEvent};
 use anyhow::Context as _;
 use tokio::sync::watch;
 
+use super::pause::PauseSwitch;
 use super::pipeline::{self, FinalArtifact, RollupCtx};
 use super::sender::{self, Action, ChainView, LocalView, OurCommit, Phase};
 use crate::chain::bindings::ZkPowRollup;
@@ -42,31 +42,12 @@ pub struct SenderRollup {
     pub address: Address,
 }
 
-/// Pauses new transactions (monitoring of sent ones goes on: money in
-/// flight is always followed).
-#[derive(Debug, Default)]
-pub struct SenderControl {
-    paused: AtomicBool,
-}
-
-impl SenderControl {
-    pub fn pause(&self) {
-        self.paused.store(true, Ordering::SeqCst);
-    }
-    pub fn resume(&self) {
-        self.paused.store(false, Ordering::SeqCst);
-    }
-    pub fn is_paused(&self) -> bool {
-        self.paused.load(Ordering::SeqCst)
-    }
-}
-
 pub struct ChainSender {
     db: Db,
     tm: Arc<TxManager>,
     rollups: Vec<SenderRollup>,
     cfg: SenderConfig,
-    control: Arc<SenderControl>,
+    pause: Arc<PauseSwitch>,
 }
 
 impl ChainSender {
@@ -75,9 +56,9 @@ impl ChainSender {
         tm: Arc<TxManager>,
         rollups: Vec<SenderRollup>,
         cfg: SenderConfig,
-        control: Arc<SenderControl>,
+        pause: Arc<PauseSwitch>,
     ) -> Self {
-        ChainSender { db, tm, rollups, cfg, control }
+        ChainSender { db, tm, rollups, cfg, pause }
     }
 
     /// Runs passes every `poll` until shutdown; failures back off and retry.
@@ -107,7 +88,7 @@ impl ChainSender {
         for ev in self.tm.monitor().await? {
             self.on_tx_event(ev).await?;
         }
-        if self.control.is_paused() {
+        if self.pause.is_paused() {
             return Ok(());
         }
         self.fetch_proofs_to_send().await?;

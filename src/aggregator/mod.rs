@@ -9,6 +9,7 @@
 
 pub mod dispatcher;
 pub mod manager;
+pub mod pause;
 pub mod node;
 pub mod pipeline;
 pub mod plan;

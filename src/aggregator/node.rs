@@ -21,12 +21,14 @@ use anyhow::Context as _;
 use tokio::sync::{mpsc, watch};
 
 use super::dispatcher::{Dispatcher, DispatcherConfig, DispatcherHandle, Enqueue, ProofAccepted};
-use super::manager::{ChainSender, SenderControl, SenderRollup, MAX_BACKOFF};
+use super::manager::{ChainSender, SenderRollup, MAX_BACKOFF};
+use super::pause::PauseSwitch;
 use super::pipeline::{self, RollupCtx};
 use super::provers::RegistryConfig;
 use super::queue::QueueConfig;
 use super::verify::Groth16TaskVerifier;
 use crate::api::auth::BearerToken;
+use crate::api::control::{ChainProbe, ControlApi, RollupInfo};
 use crate::api::prover::ProverApi;
 use crate::chain::bindings::ZkPowRollup;
 use crate::chain::txmanager::TxManager;
@@ -156,15 +158,46 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
         ..DispatcherConfig::default()
     };
     let verifier = Arc::new(Groth16TaskVerifier::new(Groth16Verifier::new(vks)));
-    let dispatcher = DispatcherHandle::start(Dispatcher::new(dcfg, verifier, store.recipient()));
+    let pause = Arc::new(PauseSwitch::default());
+    let dispatcher =
+        DispatcherHandle::start(Dispatcher::new(dcfg, verifier, store.recipient()).with_pause(pause.clone()));
 
+    let admin = match (&cfg.api.admin_token_file, &cfg.api.admin_token_env) {
+        (None, None) => {
+            tracing::warn!("no api.admin_token_file or api.admin_token_env: control calls are refused");
+            None
+        }
+        (file, env) => Some(BearerToken::from_file_or_env(file.as_deref(), env.as_deref(), "api")?),
+    };
+    let mut probes = Vec::new();
+    for chain in &cfg.chains {
+        probes.push(ChainProbe {
+            name: chain.name.clone(),
+            chain_id: chain.chain_id,
+            confirmations: chain.confirmations,
+            provider: ProviderBuilder::new().connect_http(chain.rpc_url.parse().context("chains.rpc_url")?).erased(),
+        });
+    }
+    let control = ControlApi {
+        db: db.clone(),
+        dispatcher: dispatcher.clone(),
+        pause: pause.clone(),
+        chains: probes,
+        rollups: rollups.iter().map(|r| RollupInfo { name: r.ctx.name.clone(), chain: r.chain.clone() }).collect(),
+        admin,
+        read_open: cfg.api.read_open,
+        max_lag_blocks: cfg.api.ready_max_lag_blocks,
+    };
     let api = ProverApi::new(dispatcher.clone(), prover_token);
     let server = actix_web::HttpServer::new(move || {
         let api = api.clone();
+        let control = control.clone();
         actix_web::App::new()
             .configure(|c| api.configure(c))
+            .configure(|c| control.configure(c))
             .configure(crate::api::health::configure)
             .configure(crate::api::metrics::configure)
+            .default_service(actix_web::web::to(crate::api::not_found))
     })
     .workers(2)
     .disable_signals()
@@ -193,7 +226,6 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
     }
 
     // One proof manager and sender per chain, with the chain's transaction manager.
-    let control = Arc::new(SenderControl::default());
     if cfg.sender.enabled {
         for chain in &cfg.chains {
             let mine: Vec<SenderRollup> = rollups
@@ -216,7 +248,7 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
                 cfg.sender.clone(),
             );
             tracing::info!(chain = %chain.name, miner = %tm.address(), rollups = mine.len(), "sender started");
-            let sender = ChainSender::new(db.clone(), Arc::new(tm), mine, cfg.sender.clone(), control.clone());
+            let sender = ChainSender::new(db.clone(), Arc::new(tm), mine, cfg.sender.clone(), pause.clone());
             actix_rt::spawn(sender.run(poll, shutdown.clone()));
         }
     } else {

@@ -7,6 +7,7 @@
 //! `docs/PROTOCOL.md` ("Prover protocol").
 
 pub mod auth;
+pub mod control;
 pub mod error;
 pub mod health;
 pub mod metrics;
