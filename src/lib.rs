@@ -10,4 +10,5 @@ pub mod db;
 pub mod fixtures;
 pub mod metrics;
 pub mod prover;
+pub mod status;
 pub mod telemetry;

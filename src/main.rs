@@ -40,8 +40,18 @@ enum Command {
     },
     /// Deploy the verifier, deposit and rollup contracts to a chain.
     Deploy,
-    /// Show an aggregator's state.
-    Status,
+    /// Show an aggregator's state (its `/v1/status`).
+    Status {
+        /// The aggregator's HTTP address (default: from aggregator.listen).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// File with the admin token (default: api.admin_token_file / api.admin_token_env).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// Print the JSON as served, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -120,7 +130,25 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(zkpow::prover::worker::run_from_config(config, shutdown_signal()))
         }
-        Command::Devnet | Command::Deploy | Command::Status => {
+        Command::Status { url, token_file, json } => {
+            let url = url.unwrap_or_else(|| format!("http://{}", config.aggregator.listen));
+            let token = match (token_file, &config.api.admin_token_file, &config.api.admin_token_env) {
+                (Some(f), _, _) => Some(zkpow::api::BearerToken::from_file(&f).context("--token-file")?),
+                (None, None, None) => None,
+                (None, file, env) => {
+                    Some(zkpow::api::BearerToken::from_file_or_env(file.as_deref(), env.as_deref(), "api")?)
+                }
+            };
+            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let status = rt.block_on(zkpow::status::fetch(&url, token.as_ref()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", zkpow::status::render(&status));
+            }
+            Ok(())
+        }
+        Command::Devnet | Command::Deploy => {
             anyhow::bail!("this command is not available in this version of zkpow yet")
         }
     }

@@ -199,6 +199,10 @@ async fn a_miner_survives_kills_a_frozen_window_and_an_rpc_outage() {
     assert_clean_outbox(&m, &on, 31337).await;
 }
 
+/// One daemon, two chains, two shapes; the control API and `zkpow status`
+/// against it, with and without the admin token and with malformed input;
+/// pause and resume; and a real Prometheus server scraping it whose view of
+/// the verified sequences and their latency matches the daemon's own.
 #[tokio::test(flavor = "multi_thread")]
 async fn one_aggregator_serves_two_chains_and_two_shapes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -212,7 +216,11 @@ async fn one_aggregator_serves_two_chains_and_two_shapes() {
         MinerChain { name: "l1", rpc_url: l1.endpoint(), anvil: &l1 },
         MinerChain { name: "l2", rpc_url: l2.endpoint(), anvil: &l2 },
     ];
-    let mut m = Miner::new(tmp.path(), "m", 2, &chains, &[&r1, &r2], "");
+    let admin_file = tmp.path().join("admin.token");
+    std::fs::write(&admin_file, format!("{ADMIN}\n")).unwrap();
+    let extra = format!("[api]\nadmin_token_file = \"{}\"\n", admin_file.display());
+    let mut m = Miner::new(tmp.path(), "m", 2, &chains, &[&r1, &r2], &extra);
+    let prom = Prometheus::start(tmp.path(), m.port);
     m.start_aggregator();
     m.start_prover();
     let mut posted = Vec::new();
@@ -230,4 +238,264 @@ async fn one_aggregator_serves_two_chains_and_two_shapes() {
         assert_eq!(on.rollup.stateRoot().call().await.unwrap(), root_to_b256(&r.state.root()), "{}", r.name);
         assert_clean_outbox(&m, &on, chain_id).await;
     }
+
+    control_api_checks(&m).await;
+    prometheus_matches_the_daemon(&m, &prom, 4).await;
+
+    // Paused: nothing is leased or sent, and nothing is lost; resumed: done.
+    let http = reqwest::Client::new();
+    let r = http.post(m.api_url("/v1/pause")).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let on1 = Onchain::new(&l1, &r1);
+    let nonce = on1.nonce(m.address).await;
+    let s5 = r1.post(1).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let seq = m.db().with_conn(|c| db::get_sequence(c, "r1", s5.0)).unwrap().expect("ingested while paused");
+    assert!(matches!(seq.state, db::SequenceState::Posted | db::SequenceState::Proving), "{:?}", seq.state);
+    assert_eq!(on1.nonce(m.address).await, nonce, "no transaction while paused");
+    let st: serde_json::Value =
+        http.get(m.api_url("/v1/status")).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
+    assert_eq!(st["paused"], true);
+    let r = http.post(m.api_url("/v1/resume")).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let got = wait_for("s5 rewarded after resume", LIMIT, &[&m], || async { outcome(&m, "r1", s5.0) }).await;
+    assert_eq!(got, "rewarded");
+}
+
+const ADMIN: &str = "test-admin-token-0123456789abcdef";
+
+async fn control_api_checks(m: &Miner) {
+    let http = reqwest::Client::new();
+    let get = |path: &str, token: bool| {
+        let mut req = http.get(m.api_url(path));
+        if token {
+            req = req.bearer_auth(ADMIN);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.unwrap_or(serde_json::Value::Null))
+        }
+    };
+    let post = |path: &str, token: bool| {
+        let mut req = http.post(m.api_url(path));
+        if token {
+            req = req.bearer_auth(ADMIN);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.unwrap_or(serde_json::Value::Null))
+        }
+    };
+    let error_code = |body: &serde_json::Value| body["error"]["code"].as_str().unwrap_or("").to_string();
+
+    let (st, body) = get("/readyz", false).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["status"], "ready");
+
+    // Reads need the token (api.read_open is off); controls always do.
+    for path in ["/v1/status", "/v1/provers", "/v1/sequences", "/v1/sequences/r1/1"] {
+        let (st, body) = get(path, false).await;
+        assert_eq!((st, error_code(&body).as_str()), (401, "unauthorized"), "{path}: {body}");
+    }
+    for path in ["/v1/pause", "/v1/resume", "/v1/sequences/r1/1/resend"] {
+        let (st, body) = post(path, false).await;
+        assert_eq!((st, error_code(&body).as_str()), (401, "unauthorized"), "{path}: {body}");
+    }
+
+    let (st, status) = get("/v1/status", true).await;
+    assert_eq!(st, 200);
+    assert_eq!(status["paused"], false);
+    for r in status["rollups"].as_array().unwrap() {
+        assert_eq!(r["sequences"]["verified"], 2, "{r}");
+    }
+    let (_, provers) = get("/v1/provers", true).await;
+    assert_eq!(provers["provers"].as_array().unwrap().len(), 1, "{provers}");
+
+    let (st, page) = get("/v1/sequences?rollup=r1&limit=1", true).await;
+    assert_eq!(st, 200);
+    assert_eq!(page["sequences"].as_array().unwrap().len(), 1);
+    assert_eq!(page["sequences"][0]["init_batch"], 3, "newest first: {page}");
+    assert_eq!(page["next_offset"], 1);
+    let (_, page2) = get("/v1/sequences?rollup=r1&limit=1&offset=1", true).await;
+    assert_eq!(page2["sequences"][0]["init_batch"], 1);
+    let (_, verified) = get("/v1/sequences?state=verified", true).await;
+    assert_eq!(verified["sequences"].as_array().unwrap().len(), 4);
+
+    let (st, detail) = get("/v1/sequences/r1/1", true).await;
+    assert_eq!(st, 200, "{detail}");
+    let purposes: Vec<&str> =
+        detail["transactions"].as_array().unwrap().iter().map(|t| t["purpose"].as_str().unwrap()).collect();
+    assert_eq!(purposes, ["commit", "reveal", "claim"], "{detail}");
+    assert_eq!(detail["submission"]["outcome"], "rewarded");
+    let times: Vec<i64> = detail["timeline"].as_array().unwrap().iter().map(|e| e["at"].as_i64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]) && times.len() >= 6, "{detail}");
+
+    // Malformed input: clear 4xx errors in the one shape.
+    for (path, want, code) in [
+        ("/v1/sequences?state=bogus", 400, "invalid_request"),
+        ("/v1/sequences?limit=0", 400, "invalid_request"),
+        ("/v1/sequences?limit=many", 400, "invalid_request"),
+        ("/v1/sequences?colour=red", 400, "invalid_request"),
+        ("/v1/sequences?rollup=nope", 404, "not_found"),
+        ("/v1/sequences/r1/abc", 400, "invalid_request"),
+        ("/v1/sequences/r1/999", 404, "not_found"),
+        ("/v1/sequences/nope/1", 404, "not_found"),
+        ("/v1/nothing-here", 404, "not_found"),
+    ] {
+        let (st, body) = get(path, true).await;
+        assert_eq!((st, error_code(&body).as_str()), (want, code), "{path}: {body}");
+        assert!(!body["error"]["message"].as_str().unwrap_or("").is_empty(), "{path}: {body}");
+    }
+    let (st, body) = post("/v1/sequences/r1/1/resend", true).await;
+    assert_eq!((st, error_code(&body).as_str()), (409, "already_settled"), "{body}");
+    let (st, body) = post("/v1/sequences/r1/x/resend", true).await;
+    assert_eq!((st, error_code(&body).as_str()), (400, "invalid_request"), "{body}");
+
+    // Every operation in the OpenAPI description is served (none falls
+    // through to "no route"), and what is served is described.
+    let (st, spec) = get("/v1/openapi.json", false).await;
+    assert_eq!(st, 200);
+    let mut described = std::collections::BTreeSet::new();
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            described.insert(format!("{} {path}", method.to_uppercase()));
+            let concrete = path.replace("{rollup}", "r1").replace("{id}", "1");
+            let req = match method.as_str() {
+                "get" => http.get(m.api_url(&concrete)),
+                "post" => http.post(m.api_url(&concrete)).json(&serde_json::json!({})),
+                other => panic!("unexpected method {other}"),
+            };
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap_or_default();
+            assert!(!(status == 404 && text.contains("no route")), "{method} {path} is described but not served");
+        }
+    }
+    for served in [
+        "GET /healthz", "GET /readyz", "GET /metrics", "GET /v1/openapi.json", "GET /v1/status", "GET /v1/provers",
+        "GET /v1/sequences", "GET /v1/sequences/{rollup}/{id}", "POST /v1/sequences/{rollup}/{id}/resend",
+        "POST /v1/pause", "POST /v1/resume", "POST /v1/prover/register", "POST /v1/prover/claim",
+        "POST /v1/prover/heartbeat", "POST /v1/prover/submit", "POST /v1/prover/fail", "POST /v1/prover/release",
+    ] {
+        assert!(described.contains(served), "{served} is served but not described");
+    }
+
+    // `zkpow status`, as a person and as a script sees it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zkpow"))
+        .args(["--config", m.config.to_str().unwrap(), "status"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().any(|l| l.starts_with("r2") && l.split_whitespace().nth(6) == Some("2")), "{text}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zkpow"))
+        .args(["--config", m.config.to_str().unwrap(), "status", "--json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["rollups"][0]["sequences"]["verified"], 2);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zkpow"))
+        .args(["--config", m.config.to_str().unwrap(), "status", "--token-file", "/nonexistent/token"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--token-file"));
+}
+
+/// A real Prometheus server scraping the aggregator every second.
+struct Prometheus {
+    _proc: crate::common::procs::Proc,
+    port: u16,
+}
+
+impl Prometheus {
+    fn start(dir: &std::path::Path, target_port: u16) -> Prometheus {
+        let port = crate::common::procs::free_port();
+        let cfg = dir.join("prometheus.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: zkpow\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+        let child = std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus (Debian package, installed by `make test`)");
+        Prometheus { _proc: crate::common::procs::Proc(child), port }
+    }
+
+    async fn query(&self, expr: &str) -> Option<f64> {
+        let encoded: String = expr
+            .bytes()
+            .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+            .collect();
+        let url = format!("http://127.0.0.1:{}/api/v1/query?query={encoded}", self.port);
+        let r = reqwest::get(url).await.ok()?;
+        let v: serde_json::Value = r.json().await.ok()?;
+        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    }
+}
+
+/// Prometheus's `histogram_quantile` over cumulative (le, count) buckets.
+fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> f64 {
+    let total = buckets.last().map(|b| b.1).unwrap_or(0.0);
+    let rank = q * total;
+    let mut prev = (0.0, 0.0);
+    for &(le, count) in buckets {
+        if count >= rank {
+            if le.is_infinite() {
+                return prev.0;
+            }
+            return prev.0 + (le - prev.0) * (rank - prev.1) / (count - prev.1);
+        }
+        prev = (le, count);
+    }
+    f64::NAN
+}
+
+async fn prometheus_matches_the_daemon(m: &Miner, prom: &Prometheus, verified: u64) {
+    let count_expr = "sum(zkpow_sequence_latency_seconds_count)";
+    wait_for("Prometheus to scrape every verification", LIMIT, &[m], || async {
+        (prom.query(count_expr).await == Some(verified as f64)).then_some(())
+    })
+    .await;
+    // The daemon's own view: its status API and its /metrics text.
+    let status: serde_json::Value = reqwest::Client::new()
+        .get(m.api_url("/v1/status"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let own: u64 =
+        status["rollups"].as_array().unwrap().iter().map(|r| r["sequences"]["verified"].as_u64().unwrap()).sum();
+    assert_eq!(own, verified);
+    let text = reqwest::get(m.api_url("/metrics")).await.unwrap().text().await.unwrap();
+    let mut buckets: std::collections::BTreeMap<String, f64> = Default::default();
+    for line in text.lines().filter(|l| l.starts_with("zkpow_sequence_latency_seconds_bucket{")) {
+        let le = line.split("le=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+        let v: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        *buckets.entry(le).or_default() += v;
+    }
+    let mut buckets: Vec<(f64, f64)> =
+        buckets.into_iter().map(|(le, c)| (if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap() }, c)).collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let ours = histogram_quantile(0.5, &buckets);
+    let theirs = prom
+        .query("histogram_quantile(0.5, sum by (le) (zkpow_sequence_latency_seconds_bucket))")
+        .await
+        .expect("a latency quantile from Prometheus");
+    assert!(ours.is_finite() && ours > 0.0, "{ours}");
+    assert!((ours - theirs).abs() < 1e-9, "median latency: daemon {ours} s, Prometheus {theirs} s");
 }
