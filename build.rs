@@ -1,7 +1,14 @@
-//! Embeds the commit the daemon is built from as `ZKPOW_GIT_SHA` (reported by
-//! the `zkpow_build_info` metric). Order: the `ZKPOW_GIT_SHA` environment
+//! Embeds the commit the daemon is built from as `BUILD_GIT_SHA` (reported by
+//! the `zkpow_build_info` metric). Order: the `BUILD_GIT_SHA` environment
 //! variable (for builds from a source tarball), else `git rev-parse --short
 //! HEAD` when the package is the root of a git work tree, else "unknown".
+//!
+//! The name must not start with `ZKPOW_`: cargo also sets it in the test
+//! binaries' environment, daemons started by tests inherit it, and every
+//! `ZKPOW_*` variable is configuration.
+//!
+//! The script does not rerun when HEAD moves (that would rebuild the crate
+//! on every commit); release and CI builds start clean, so theirs is exact.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,10 +24,10 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-env-changed=ZKPOW_GIT_SHA");
+    println!("cargo:rerun-if-env-changed=BUILD_GIT_SHA");
     let dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
 
-    let from_env = std::env::var("ZKPOW_GIT_SHA").ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let from_env = std::env::var("BUILD_GIT_SHA").ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     let sha = from_env.or_else(|| {
         // A tarball unpacked inside some other repository must not report
         // that repository's commit.
@@ -29,21 +36,7 @@ fn main() {
         if !same {
             return None;
         }
-        // Rebuild when HEAD moves: HEAD itself, the branch it points to, and
-        // packed refs (paths asked from git, so linked work trees work too).
-        let mut watch = vec!["HEAD".to_string(), "packed-refs".to_string()];
-        if let Some(branch) = git(&dir, &["symbolic-ref", "-q", "HEAD"]) {
-            watch.push(branch);
-        }
-        for name in watch {
-            if let Some(path) = git(&dir, &["rev-parse", "--git-path", &name]) {
-                let path = if Path::new(&path).is_absolute() { PathBuf::from(path) } else { dir.join(path) };
-                if path.exists() {
-                    println!("cargo:rerun-if-changed={}", path.display());
-                }
-            }
-        }
         git(&dir, &["rev-parse", "--short", "HEAD"])
     });
-    println!("cargo:rustc-env=ZKPOW_GIT_SHA={}", sha.as_deref().unwrap_or("unknown"));
+    println!("cargo:rustc-env=BUILD_GIT_SHA={}", sha.as_deref().unwrap_or("unknown"));
 }

@@ -513,7 +513,7 @@ impl Metrics {
             registry: d.registry,
             families: d.families,
         };
-        m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), env!("ZKPOW_GIT_SHA")]).set(1);
+        m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), env!("BUILD_GIT_SHA")]).set(1);
         m.db_query_duration_seconds.with_label_values(&[DB_OP_DEFAULT]);
         m
     }
@@ -923,7 +923,7 @@ mod tests {
             let name = line.split(' ').next().unwrap_or_default();
             assert!(declared.contains(name), "{name} is exported but not declared");
         }
-        assert!(text.contains(&format!("zkpow_build_info{{git_sha=\"{}\",version=\"", env!("ZKPOW_GIT_SHA"))));
+        assert!(text.contains(&format!("zkpow_build_info{{git_sha=\"{}\",version=\"", env!("BUILD_GIT_SHA"))));
         assert!(text.contains("zkpow_tasks_created_total{kind=\"aggregate\"} 0"));
         assert!(text.contains("zkpow_chain_rpc_errors_total{chain=\"l1\",kind=\"fatal\",method=\"eth_getLogs\"} 0"));
     }

@@ -851,6 +851,28 @@ mod tests {
     }
 
     #[actix_rt::test]
+    async fn paused_dispatcher_leases_nothing_until_resumed() {
+        let pause = Arc::new(super::super::pause::PauseSwitch::default());
+        let sink = MemorySinkForTests::default();
+        let handle = DispatcherHandle::start(
+            Dispatcher::new(cfg(), Arc::new(AcceptAllVerifierForProtocolTests), sink.start().recipient())
+                .with_pause(pause.clone()),
+        );
+        let p = register(handle.addr(), "p").await;
+        assert_eq!(handle.addr().send(Enqueue(batch("r", 1, 1))).await.unwrap(), Ok(true));
+        pause.set(true);
+        assert_eq!(handle.claim(&p, Some(30)).await, Ok(None), "paused: the queued task stays queued");
+        let h2 = handle.clone();
+        let p2 = p.clone();
+        let waiting = actix_rt::spawn(async move { h2.claim(&p2, None).await });
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+        pause.set(false);
+        handle.wake();
+        let lease = waiting.await.unwrap().unwrap().expect("a resumed claim gets the task");
+        assert_eq!(lease.task.id, "r/batch/1-1");
+    }
+
+    #[actix_rt::test]
     async fn abandoned_claim_leases_nothing() {
         let h = start(Arc::new(AcceptAllVerifierForProtocolTests), cfg());
         let p = register(&h.addr, "p").await;

@@ -9,8 +9,8 @@
 
 pub mod dispatcher;
 pub mod manager;
-pub mod pause;
 pub mod node;
+pub mod pause;
 pub mod pipeline;
 pub mod plan;
 pub mod provers;

@@ -63,8 +63,8 @@ impl ControlApi {
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         let query = web::QueryConfig::default()
             .error_handler(|err, _| ApiError::bad_request(format!("query string: {err}")).into());
-        let path = web::PathConfig::default()
-            .error_handler(|err, _| ApiError::bad_request(format!("path: {err}")).into());
+        let path =
+            web::PathConfig::default().error_handler(|err, _| ApiError::bad_request(format!("path: {err}")).into());
         cfg.app_data(web::Data::new(self.clone()))
             .app_data(query)
             .app_data(path)
@@ -109,9 +109,10 @@ impl ControlApi {
         &self,
         f: impl FnOnce(&mut db::AnyConnection) -> Result<T, db::DbError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        self.db.run(f).await.map_err(|e| {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", format!("{e:#}"))
-        })
+        self.db
+            .run(f)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", format!("{e:#}")))
     }
 }
 
@@ -153,8 +154,14 @@ async fn readyz(api: Api) -> HttpResponse {
     let cursors = cursors.unwrap_or_default();
     for ch in &api.chains {
         let head = tokio::time::timeout(Duration::from_secs(3), ch.provider.get_block_number()).await;
-        let mut check =
-            Check { name: format!("chain:{}", ch.name), ok: false, detail: None, head: None, processed: None, lag: None };
+        let mut check = Check {
+            name: format!("chain:{}", ch.name),
+            ok: false,
+            detail: None,
+            head: None,
+            processed: None,
+            lag: None,
+        };
         match head {
             Ok(Ok(head)) => {
                 let processed = cursors.iter().find(|c| c.chain_id == ch.chain_id).map(|c| c.block_number);

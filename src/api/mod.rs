@@ -1,4 +1,4 @@
-//! The daemon's HTTP surface (actix-web): health, metrics, and the prover protocol
+//! The daemon's HTTP surface (actix-web): health, metrics, the control API and the prover protocol
 //! under `/v1/prover/*`. Every error answers in one JSON shape
 //! ([`error::ErrorBody`]); unknown routes included.
 //!

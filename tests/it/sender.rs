@@ -374,10 +374,23 @@ async fn control_api_checks(m: &Miner) {
         }
     }
     for served in [
-        "GET /healthz", "GET /readyz", "GET /metrics", "GET /v1/openapi.json", "GET /v1/status", "GET /v1/provers",
-        "GET /v1/sequences", "GET /v1/sequences/{rollup}/{id}", "POST /v1/sequences/{rollup}/{id}/resend",
-        "POST /v1/pause", "POST /v1/resume", "POST /v1/prover/register", "POST /v1/prover/claim",
-        "POST /v1/prover/heartbeat", "POST /v1/prover/submit", "POST /v1/prover/fail", "POST /v1/prover/release",
+        "GET /healthz",
+        "GET /readyz",
+        "GET /metrics",
+        "GET /v1/openapi.json",
+        "GET /v1/status",
+        "GET /v1/provers",
+        "GET /v1/sequences",
+        "GET /v1/sequences/{rollup}/{id}",
+        "POST /v1/sequences/{rollup}/{id}/resend",
+        "POST /v1/pause",
+        "POST /v1/resume",
+        "POST /v1/prover/register",
+        "POST /v1/prover/claim",
+        "POST /v1/prover/heartbeat",
+        "POST /v1/prover/submit",
+        "POST /v1/prover/fail",
+        "POST /v1/prover/release",
     ] {
         assert!(described.contains(served), "{served} is served but not described");
     }
@@ -436,7 +449,13 @@ impl Prometheus {
     async fn query(&self, expr: &str) -> Option<f64> {
         let encoded: String = expr
             .bytes()
-            .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
             .collect();
         let url = format!("http://127.0.0.1:{}/api/v1/query?query={encoded}", self.port);
         let r = reqwest::get(url).await.ok()?;
@@ -488,8 +507,10 @@ async fn prometheus_matches_the_daemon(m: &Miner, prom: &Prometheus, verified: u
         let v: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
         *buckets.entry(le).or_default() += v;
     }
-    let mut buckets: Vec<(f64, f64)> =
-        buckets.into_iter().map(|(le, c)| (if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap() }, c)).collect();
+    let mut buckets: Vec<(f64, f64)> = buckets
+        .into_iter()
+        .map(|(le, c)| (if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap() }, c))
+        .collect();
     buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
     let ours = histogram_quantile(0.5, &buckets);
     let theirs = prom

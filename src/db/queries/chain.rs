@@ -47,10 +47,5 @@ pub fn set_chain_cursor(
 
 /// Every chain's watcher position (for readiness checks).
 pub fn all_chain_cursors(conn: &mut AnyConnection) -> Result<Vec<ChainCursor>, DbError> {
-    cc::chain_cursors
-        .select(ChainCursorRow::as_select())
-        .load(conn)?
-        .into_iter()
-        .map(ChainCursor::try_from)
-        .collect()
+    cc::chain_cursors.select(ChainCursorRow::as_select()).load(conn)?.into_iter().map(ChainCursor::try_from).collect()
 }

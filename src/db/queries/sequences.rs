@@ -395,10 +395,7 @@ mod tests {
 }
 
 /// How many sequences of `rollup` are in each state (states with none are absent).
-pub fn count_sequences_by_state(
-    conn: &mut AnyConnection,
-    rollup: &str,
-) -> Result<Vec<(SequenceState, u64)>, DbError> {
+pub fn count_sequences_by_state(conn: &mut AnyConnection, rollup: &str) -> Result<Vec<(SequenceState, u64)>, DbError> {
     let rows: Vec<(String, i64)> = sequences::table
         .filter(sequences::rollup.eq(rollup))
         .group_by(sequences::state)
