@@ -325,6 +325,41 @@ pub fn clear_witnesses(conn: &mut AnyConnection, rollup: &str, init_batch: u64) 
     })
 }
 
+/// How many sequences of `rollup` are in each state (states with none are absent).
+pub fn count_sequences_by_state(conn: &mut AnyConnection, rollup: &str) -> Result<Vec<(SequenceState, u64)>, DbError> {
+    let rows: Vec<(String, i64)> = sequences::table
+        .filter(sequences::rollup.eq(rollup))
+        .group_by(sequences::state)
+        .select((sequences::state, diesel::dsl::count_star()))
+        .load(conn)?;
+    rows.into_iter().map(|(s, n)| Ok((s.parse()?, from_db(n, "count")?))).collect()
+}
+
+/// One page of sequences, newest first: those of `rollup` (any when `None`)
+/// in `state` (any when `None`), skipping `offset`, at most `limit`.
+pub fn page_sequences(
+    conn: &mut AnyConnection,
+    rollup: Option<&str>,
+    state: Option<SequenceState>,
+    offset: u64,
+    limit: u32,
+) -> Result<Vec<Sequence>, DbError> {
+    let mut q = sequences::table.into_boxed();
+    if let Some(r) = rollup {
+        q = q.filter(sequences::rollup.eq(r.to_string()));
+    }
+    if let Some(s) = state {
+        q = q.filter(sequences::state.eq(s.as_str()));
+    }
+    convert_all(
+        q.order((sequences::init_batch.desc(), sequences::rollup.asc()))
+            .offset(to_db(offset, "offset")?)
+            .limit(i64::from(limit))
+            .select(SequenceRow::as_select())
+            .load(conn)?,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,39 +427,4 @@ mod tests {
         other_block.l1_block_hash = [9; 32];
         assert!(!same_sequence(&stored, &stored_batches, &other_block, &[batch(1), batch(2)]));
     }
-}
-
-/// How many sequences of `rollup` are in each state (states with none are absent).
-pub fn count_sequences_by_state(conn: &mut AnyConnection, rollup: &str) -> Result<Vec<(SequenceState, u64)>, DbError> {
-    let rows: Vec<(String, i64)> = sequences::table
-        .filter(sequences::rollup.eq(rollup))
-        .group_by(sequences::state)
-        .select((sequences::state, diesel::dsl::count_star()))
-        .load(conn)?;
-    rows.into_iter().map(|(s, n)| Ok((s.parse()?, from_db(n, "count")?))).collect()
-}
-
-/// One page of sequences, newest first: those of `rollup` (any when `None`)
-/// in `state` (any when `None`), skipping `offset`, at most `limit`.
-pub fn page_sequences(
-    conn: &mut AnyConnection,
-    rollup: Option<&str>,
-    state: Option<SequenceState>,
-    offset: u64,
-    limit: u32,
-) -> Result<Vec<Sequence>, DbError> {
-    let mut q = sequences::table.into_boxed();
-    if let Some(r) = rollup {
-        q = q.filter(sequences::rollup.eq(r.to_string()));
-    }
-    if let Some(s) = state {
-        q = q.filter(sequences::state.eq(s.as_str()));
-    }
-    convert_all(
-        q.order((sequences::init_batch.desc(), sequences::rollup.asc()))
-            .offset(to_db(offset, "offset")?)
-            .limit(i64::from(limit))
-            .select(SequenceRow::as_select())
-            .load(conn)?,
-    )
 }
