@@ -52,6 +52,7 @@ on_both_backends!(
     rollup_state_snapshots_round_trip,
     restart_keeps_everything,
     async_run_uses_the_blocking_pool,
+    submissions_outbox_and_operator_queries,
 );
 
 const T0: Millis = 1_700_000_000_000;
@@ -746,6 +747,104 @@ fn async_run_uses_the_blocking_pool(db: Db, _url: &str) {
         let err = db.run(|c| touch_prover(c, "ghost", T0)).await.unwrap_err();
         assert!(matches!(err, DbError::NotFound(_)) && !err.is_transient());
     });
+}
+
+fn submissions_outbox_and_operator_queries(db: Db, _url: &str) {
+    let mut conn = db.conn().unwrap();
+    let c = &mut *conn;
+    insert(c, "r", 1, 3, 10);
+    insert(c, "r", 4, 4, 11);
+    insert(c, "r", 5, 6, 12);
+    insert(c, "q", 1, 1, 10);
+    update_sequence_state(c, "r", 1, SequenceState::Verified, T0).unwrap();
+    update_sequence_state(c, "r", 4, SequenceState::Proven, T0).unwrap();
+    let mut counts = count_sequences_by_state(c, "r").unwrap();
+    counts.sort();
+    assert_eq!(counts, vec![(SequenceState::Posted, 1), (SequenceState::Proven, 1), (SequenceState::Verified, 1)]);
+    let page = |c: &mut AnyConnection, rollup, state, offset, limit| {
+        page_sequences(c, rollup, state, offset, limit)
+            .unwrap()
+            .iter()
+            .map(|s| (s.rollup.clone(), s.init_batch))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(page(c, Some("r"), None, 0, 2), vec![("r".to_string(), 5), ("r".to_string(), 4)]);
+    assert_eq!(page(c, Some("r"), None, 2, 2), vec![("r".to_string(), 1)]);
+    assert_eq!(page(c, None, Some(SequenceState::Posted), 0, 10), vec![("r".to_string(), 5), ("q".to_string(), 1)]);
+
+    // A submission is offered once, lists lowest first, and reopens.
+    assert!(offer_submission(c, "r", 5, 6, T0).unwrap());
+    assert!(offer_submission(c, "r", 4, 4, T0).unwrap());
+    assert!(!offer_submission(c, "r", 4, 4, T0 + 1).unwrap(), "offered once");
+    let subs = list_submissions(c, &["r".to_string()], Some(SubmissionStatus::Active)).unwrap();
+    assert_eq!(subs.iter().map(|s| s.init_batch).collect::<Vec<_>>(), vec![4, 5]);
+    let mut s = subs[0].clone();
+    s.status = SubmissionStatus::Done;
+    s.outcome = Some("rewarded".into());
+    s.window_id = 2;
+    s.proof_hash = Some([7; 32]);
+    s.reward_wei = u128::MAX / 3;
+    s.penalty_wei = 25 * 10u128.pow(16);
+    save_submission(c, &s).unwrap();
+    assert_eq!(get_submission(c, "r", 4).unwrap().unwrap(), s, "amounts beyond BIGINT round-trip");
+    assert!(reopen_submission(c, "r", 4, T0 + 2).unwrap());
+    assert_eq!(get_submission(c, "r", 4).unwrap().unwrap().status, SubmissionStatus::Active);
+    assert!(!reopen_submission(c, "r", 9, T0).unwrap());
+
+    // The outbox: one row per nonce, open ones listed, the next nonce known.
+    let me = [3u8; 20];
+    assert_eq!(next_recorded_nonce(c, 1, &me).unwrap(), None);
+    let tx = |id: &str, nonce: u64| ChainTx {
+        id: id.into(),
+        chain_id: 1,
+        sender: me,
+        nonce,
+        purpose: TxPurpose::Commit,
+        rollup: "r".into(),
+        init_batch: 4,
+        window_id: 1,
+        to: [9; 20],
+        calldata: vec![1, 2, 3],
+        gas_limit: 100_000,
+        max_fee_per_gas: 30_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        raw_tx: vec![0x02, 0xf8],
+        tx_hash: [nonce as u8; 32],
+        hashes: vec![[nonce as u8; 32]],
+        status: TxStatus::Pending,
+        sent_block: 100,
+        replacements: 0,
+        mined_block: None,
+        mined_hash: None,
+        gas_used: None,
+        effective_gas_price: None,
+        error: None,
+        created_at: T0,
+        updated_at: T0,
+    };
+    insert_tx(c, &tx("a", 0)).unwrap();
+    insert_tx(c, &tx("b", 1)).unwrap();
+    assert!(insert_tx(c, &tx("c", 1)).is_err(), "a nonce is used once");
+    assert_eq!(next_recorded_nonce(c, 1, &me).unwrap(), Some(2));
+    let mut a = get_tx(c, "a").unwrap().unwrap();
+    assert_eq!(a, tx("a", 0));
+    a.hashes.push([0xee; 32]);
+    a.status = TxStatus::Confirmed;
+    a.mined_block = Some(101);
+    a.mined_hash = Some([0xee; 32]);
+    a.gas_used = Some(63_900);
+    a.effective_gas_price = Some(u128::from(u64::MAX) * 2);
+    save_tx(c, &a).unwrap();
+    assert_eq!(get_tx(c, "a").unwrap().unwrap(), a);
+    assert_eq!(open_txs(c, 1, &me).unwrap().iter().map(|t| t.id.clone()).collect::<Vec<_>>(), vec!["b"]);
+    assert_eq!(sequence_txs(c, "r", 4).unwrap().len(), 2);
+    delete_tx(c, "b").unwrap();
+    assert_eq!(sender_txs(c, 1, &me).unwrap().len(), 1);
+
+    // A reorg that removes a sequence removes its submission too.
+    rewind(c, "r", 11).unwrap();
+    assert!(get_submission(c, "r", 5).unwrap().is_none());
+    assert!(get_submission(c, "r", 4).unwrap().is_some());
 }
 
 #[test]
