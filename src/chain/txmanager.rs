@@ -286,7 +286,12 @@ impl TxManager {
         let max_fee = fees.max_fee_per_gas.min(cap);
         let priority = fees.max_priority_fee_per_gas.min(max_fee);
         let head = self.provider.get_block_number().await.map_err(self.rpc("eth_blockNumber"))?;
-        let chain_nonce = self.provider.get_transaction_count(self.from).pending().await.map_err(self.rpc("eth_getTransactionCount"))?;
+        let chain_nonce = self
+            .provider
+            .get_transaction_count(self.from)
+            .pending()
+            .await
+            .map_err(self.rpc("eth_getTransactionCount"))?;
         let (chain_id, sender) = (self.chain_id, self.from.0 .0);
         let recorded = self.db.run(move |c| db::next_recorded_nonce(c, chain_id, &sender)).await?;
         let nonce = chain_nonce.max(recorded.unwrap_or(0));
@@ -388,8 +393,11 @@ impl TxManager {
         for mut tx in open {
             let mut receipt = None;
             for h in tx.hashes.iter().rev() {
-                if let Some(r) =
-                    self.provider.get_transaction_receipt(B256::from(*h)).await.map_err(self.rpc("eth_getTransactionReceipt"))?
+                if let Some(r) = self
+                    .provider
+                    .get_transaction_receipt(B256::from(*h))
+                    .await
+                    .map_err(self.rpc("eth_getTransactionReceipt"))?
                 {
                     receipt = Some(r);
                     break;
@@ -443,7 +451,11 @@ impl TxManager {
                     events.push(TxEvent { tx, receipt: None });
                 }
                 None => {
-                    let used = self.provider.get_transaction_count(self.from).await.map_err(self.rpc("eth_getTransactionCount"))?;
+                    let used = self
+                        .provider
+                        .get_transaction_count(self.from)
+                        .await
+                        .map_err(self.rpc("eth_getTransactionCount"))?;
                     if used > tx.nonce {
                         if head >= tx.sent_block + self.cfg.bump_after_blocks {
                             // Our nonce was taken by a transaction we did not
