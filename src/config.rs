@@ -16,6 +16,11 @@ use crate::circuit::Shape;
 /// not configuration.
 pub const TEST_ENV_PREFIX: &str = "ZKPOW_TEST_";
 
+/// `ZKPOW_` variables that are not configuration keys: the config file's
+/// path, and the commit a build embeds (build.rs), which a shell that builds
+/// and runs may well have exported.
+const NOT_CONFIG: [&str; 2] = ["ZKPOW_CONFIG", "ZKPOW_GIT_SHA"];
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -263,7 +268,7 @@ impl Config {
         }
         let vars: Vec<(String, String)> = env
             .into_iter()
-            .filter(|(k, _)| k.starts_with("ZKPOW_") && !k.starts_with(TEST_ENV_PREFIX) && k != "ZKPOW_CONFIG")
+            .filter(|(k, _)| k.starts_with("ZKPOW_") && !k.starts_with(TEST_ENV_PREFIX) && !NOT_CONFIG.contains(&k.as_str()))
             .collect();
         let env_keys: Vec<(String, String)> =
             vars.iter().map(|(k, _)| (k["ZKPOW_".len()..].to_lowercase().replace("__", "."), k.clone())).collect();
@@ -403,6 +408,7 @@ mod tests {
     #[test]
     fn test_variables_are_not_config_and_missing_file_is_an_error() {
         assert!(Config::load_with_env(None, env(&[("ZKPOW_TEST_PARAMS_DIR", "/x")])).is_ok());
+        assert!(Config::load_with_env(None, env(&[("ZKPOW_GIT_SHA", "abc1234")])).is_ok());
         let err = Config::load_with_env(Some(Path::new("/nonexistent/zkpow.toml")), env(&[])).unwrap_err();
         assert!(matches!(err, ConfigError::Missing(_)));
     }
