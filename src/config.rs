@@ -268,7 +268,9 @@ impl Config {
         }
         let vars: Vec<(String, String)> = env
             .into_iter()
-            .filter(|(k, _)| k.starts_with("ZKPOW_") && !k.starts_with(TEST_ENV_PREFIX) && !NOT_CONFIG.contains(&k.as_str()))
+            .filter(|(k, _)| {
+                k.starts_with("ZKPOW_") && !k.starts_with(TEST_ENV_PREFIX) && !NOT_CONFIG.contains(&k.as_str())
+            })
             .collect();
         let env_keys: Vec<(String, String)> =
             vars.iter().map(|(k, _)| (k["ZKPOW_".len()..].to_lowercase().replace("__", "."), k.clone())).collect();
