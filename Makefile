@@ -29,10 +29,12 @@ services:
 test-rust: tools services
 	ANVIL=$(ANVIL) $(CARGO) test --lib --bins --tests
 
-## The main job: a local network with real proofs.
-run: build
-	@echo "make run: the local devnet (chains, contracts, sequencers, miners) is not yet available."
-	@echo "What works today: $(CARGO) run -- setup --shape 2,4 --out data/keys"
+## The main job: a local network with real proofs (two anvil chains, two
+## rollups, two miners; README.md, "make run"). Ctrl-C stops it; the next run
+## resumes. Extra options: make run DEVNET_ARGS="--fresh --block-time 0.5".
+DEVNET_ARGS ?=
+run: tools
+	$(CARGO) run --release -- devnet $(DEVNET_ARGS)
 
 ## Proving/verification benchmark (docs/BENCHMARKS.md) and the gas table.
 bench: bench-prove forge-gas

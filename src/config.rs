@@ -16,6 +16,9 @@ use crate::circuit::Shape;
 /// not configuration.
 pub const TEST_ENV_PREFIX: &str = "ZKPOW_TEST_";
 
+/// `ZKPOW_` variables that are not configuration keys: the config file's path.
+const NOT_CONFIG: [&str; 1] = ["ZKPOW_CONFIG"];
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -285,7 +288,9 @@ impl Config {
         }
         let vars: Vec<(String, String)> = env
             .into_iter()
-            .filter(|(k, _)| k.starts_with("ZKPOW_") && !k.starts_with(TEST_ENV_PREFIX) && k != "ZKPOW_CONFIG")
+            .filter(|(k, _)| {
+                k.starts_with("ZKPOW_") && !k.starts_with(TEST_ENV_PREFIX) && !NOT_CONFIG.contains(&k.as_str())
+            })
             .collect();
         let env_keys: Vec<(String, String)> =
             vars.iter().map(|(k, _)| (k["ZKPOW_".len()..].to_lowercase().replace("__", "."), k.clone())).collect();

@@ -7,6 +7,7 @@ pub mod chain;
 pub mod circuit;
 pub mod config;
 pub mod db;
+pub mod devnet;
 pub mod fixtures;
 pub mod metrics;
 pub mod prover;

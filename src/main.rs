@@ -25,7 +25,7 @@ enum Command {
     /// Run a prover worker that serves an aggregator.
     Prover,
     /// Run a whole local network: chains, contracts, sequencers, miners.
-    Devnet,
+    Devnet(Box<zkpow::devnet::DevnetArgs>),
     /// Generate Groth16 parameters for circuit shapes (single-party: development only).
     Setup {
         /// Circuit shape "K,D": K transfers per batch, tree depth D. Repeatable.
@@ -39,7 +39,7 @@ enum Command {
         force: bool,
     },
     /// Deploy the verifier, deposit and rollup contracts to a chain.
-    Deploy,
+    Deploy(Box<zkpow::devnet::deploy_cmd::DeployArgs>),
     /// Show an aggregator's state (its `/v1/status`).
     Status {
         /// The aggregator's HTTP address (default: from aggregator.listen).
@@ -148,8 +148,13 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Devnet | Command::Deploy => {
-            anyhow::bail!("this command is not available in this version of zkpow yet")
+        Command::Devnet(args) => {
+            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            rt.block_on(zkpow::devnet::run(*args, shutdown_signal()))
+        }
+        Command::Deploy(args) => {
+            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            rt.block_on(zkpow::devnet::deploy_cmd::run(*args, &config))
         }
     }
 }

@@ -54,13 +54,36 @@ pub struct Deployment {
 }
 
 /// Deploys everything; `deposit` reuses an existing deposit contract (one
-/// per chain) whose owner must be the deploying account.
+/// per chain) whose owner must be the deploying account. The owner of a new
+/// deposit contract is the node's first account (`eth_accounts`), which is
+/// the deploying account on a development node; see [`deploy_as`].
 pub async fn deploy<P: Provider + Clone>(
     provider: P,
     params: &RollupParams,
     deposit: Option<Address>,
 ) -> anyhow::Result<Deployment> {
     let owner = provider.get_accounts().await.ok().and_then(|a| a.first().copied());
+    deploy_inner(provider, owner, params, deposit).await
+}
+
+/// As [`deploy`], with the owner of a new deposit contract given: a node
+/// that holds no keys (any public one) answers `eth_accounts` with nothing,
+/// and the owner must be the account the provider signs with.
+pub async fn deploy_as<P: Provider + Clone>(
+    provider: P,
+    owner: Address,
+    params: &RollupParams,
+    deposit: Option<Address>,
+) -> anyhow::Result<Deployment> {
+    deploy_inner(provider, Some(owner), params, deposit).await
+}
+
+async fn deploy_inner<P: Provider + Clone>(
+    provider: P,
+    owner: Option<Address>,
+    params: &RollupParams,
+    deposit: Option<Address>,
+) -> anyhow::Result<Deployment> {
     let verifier = Groth16BatchVerifier::deploy(provider.clone(), Bytes::from(params.vk.clone()))
         .await
         .context("deploying Groth16BatchVerifier")?;
@@ -98,4 +121,24 @@ pub async fn deploy<P: Provider + Clone>(
         .get_receipt()
         .await?;
     Ok(Deployment { verifier: *verifier.address(), deposit, rollup: *rollup.address() })
+}
+
+/// The EIP-2537 G1ADD precompile.
+const BLS12_G1ADD: Address = Address::new([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0b]);
+
+/// Fails unless the chain has the EIP-2537 BLS12-381 precompiles, without
+/// which every proof is rejected and every revealing miner punished. Adds
+/// two points at infinity: a chain with the precompile answers with 128 zero
+/// bytes, one without it runs no code at that address and answers with none.
+pub async fn check_eip2537<P: Provider>(provider: &P) -> anyhow::Result<()> {
+    let tx = alloy::rpc::types::TransactionRequest::default().to(BLS12_G1ADD).input(Bytes::from(vec![0u8; 256]).into());
+    let out = provider.call(tx).await.context("calling the EIP-2537 G1ADD precompile (address 0x0b)")?;
+    if out.len() != 128 || out.iter().any(|b| *b != 0) {
+        anyhow::bail!(
+            "the chain has no EIP-2537 BLS12-381 precompiles (G1ADD at 0x0b answered {} bytes): \
+             the verifier contract cannot check proofs there; use a chain at the Prague/Pectra hardfork or later",
+            out.len()
+        );
+    }
+    Ok(())
 }

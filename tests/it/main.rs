@@ -2,6 +2,7 @@
 mod common;
 mod contracts;
 mod db;
+mod devnet;
 mod pipeline;
 mod sender;
 mod txmanager;

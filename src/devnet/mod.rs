@@ -1,0 +1,602 @@
+//! `zkpow devnet`: a whole prover network on one machine. Two anvil chains
+//! (ids 31337 and 31338), a rollup on each with a different circuit shape
+//! (2,4 and 2,5), a sequencer simulator per rollup, and two miners (anvil
+//! accounts 2 and 3), each an `zkpow aggregator` child process with its own
+//! key, SQLite database and prover token, plus `zkpow prover` children. The
+//! devnet owns the layout of its data directory:
+//!
+//! ```text
+//! devnet.json            deployed addresses (present: resume, absent: deploy)
+//! status.json            the latest progress view, rewritten every second
+//! chain-*.state.json     anvil state (a second run resumes the chains)
+//! genesis-*.json         the rollups' genesis accounts
+//! keys/                  Groth16 parameters (kept by --fresh)
+//! miner*/                config.toml, miner.key, prover.token, zkpow.db
+//! logs/                  one log file per child process
+//! ```
+//!
+//! Everything listens on 127.0.0.1 only.
+
+pub mod anvil;
+pub mod deploy_cmd;
+pub mod procs;
+pub mod progress;
+pub mod sequencer;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::Provider;
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use self::anvil::{dev_signer, Chain, ChainSpec};
+use self::procs::{ensure_port_free, stop_all, ChildProc, STOP_GRACE};
+use self::progress::{ChainView, Display, MinerView, Monitor, RollupView, Status};
+use self::sequencer::{History, Simulator, SimulatorConfig};
+use crate::aggregator::node::load_genesis;
+use crate::chain::bindings::MinerDeposit;
+use crate::chain::deploy::{check_eip2537, deploy_as, RollupParams};
+use crate::chain::root_to_b256;
+use crate::circuit::keys::Keys;
+use crate::circuit::sample::genesis_accounts;
+use crate::circuit::{Account, Shape, StateTree};
+use crate::prover::encoding::vk_to_bytes;
+
+const ETHER: u128 = 1_000_000_000_000_000_000;
+
+/// Accounts with a balance at genesis; the simulator moves funds among them.
+const GENESIS_ACCOUNTS: u64 = 8;
+const GENESIS_BALANCE: u64 = 1_000_000;
+/// Funds for rewards, per chain.
+const REWARD_FUNDS: u128 = 100 * ETHER;
+/// Anvil account that deploys and owns the contracts, and the sequencer's.
+const OWNER_ACCOUNT: usize = 0;
+const SEQUENCER_ACCOUNT: usize = 1;
+
+struct ChainDef {
+    name: &'static str,
+    chain_id: u64,
+}
+
+struct RollupDef {
+    name: &'static str,
+    chain: usize,
+    shape: Shape,
+}
+
+struct MinerDef {
+    name: &'static str,
+    account: usize,
+    /// Bonded on every chain; rewards are shared pro rata to it.
+    bond: u128,
+}
+
+const CHAINS: [ChainDef; 2] =
+    [ChainDef { name: "chain-a", chain_id: 31337 }, ChainDef { name: "chain-b", chain_id: 31338 }];
+const ROLLUPS: [RollupDef; 2] = [
+    RollupDef { name: "rollup-a", chain: 0, shape: Shape { k: 2, d: 4 } },
+    RollupDef { name: "rollup-b", chain: 1, shape: Shape { k: 2, d: 5 } },
+];
+const MINERS: [MinerDef; 2] = [
+    MinerDef { name: "miner1", account: 2, bond: 3 * ETHER },
+    MinerDef { name: "miner2", account: 3, bond: 2 * ETHER },
+];
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevnetArgs {
+    /// Where chains, keys, miners' databases and logs live.
+    #[arg(long, value_name = "DIR", default_value = "data/devnet")]
+    pub data_dir: PathBuf,
+    /// Delete the data directory (except the keys) and start new chains.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Seconds between blocks.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub block_time: f64,
+    /// RPC port of the first chain; the second uses the next one.
+    #[arg(long, value_name = "PORT", default_value_t = 8545)]
+    pub base_port: u16,
+    /// HTTP port of the first miner's aggregator; the second uses the next one.
+    #[arg(long, value_name = "PORT", default_value_t = 8600)]
+    pub api_port: u16,
+    /// Groth16 parameters (generated once when missing; default: DATA_DIR/keys).
+    #[arg(long, value_name = "DIR")]
+    pub keys_dir: Option<PathBuf>,
+    /// Commit window of new rollups, in blocks (fixed at deployment).
+    #[arg(long, default_value_t = 10)]
+    pub t1: u32,
+    /// Reveal window of new rollups, in blocks (fixed at deployment).
+    #[arg(long, default_value_t = 20)]
+    pub t2: u32,
+    /// Seconds between two sequences of a rollup's sequencer.
+    #[arg(long, value_name = "SECS", default_value_t = 20.0)]
+    pub interval_secs: f64,
+    /// Most batches in one sequence (each sequence has 1..=N).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub max_batches: usize,
+    /// Share of transfers the sequencer makes invalid (they are no-ops).
+    #[arg(long, value_name = "RATIO", default_value_t = 0.3)]
+    pub invalid_ratio: f64,
+    /// Prover processes per miner.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub provers: usize,
+    /// Seconds between progress lines when stdout is not a terminal.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub status_secs: u64,
+    /// Stop after the first chain has mined this many blocks in this run.
+    #[arg(long, value_name = "N")]
+    pub blocks: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "N")]
+    pub duration_secs: Option<u64>,
+}
+
+/// `devnet.json`: what was deployed, so a second run resumes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Manifest {
+    chains: Vec<ManifestChain>,
+    rollups: Vec<ManifestRollup>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ManifestChain {
+    name: String,
+    chain_id: u64,
+    deposit: Address,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ManifestRollup {
+    name: String,
+    chain: String,
+    shape: Shape,
+    verifier: Address,
+    rollup: Address,
+}
+
+struct Miner {
+    def: &'static MinerDef,
+    address: Address,
+    config: PathBuf,
+    aggregator: Option<ChildProc>,
+    provers: Vec<ChildProc>,
+}
+
+impl Miner {
+    fn procs_mut(&mut self) -> impl Iterator<Item = &mut ChildProc> {
+        self.aggregator.iter_mut().chain(self.provers.iter_mut())
+    }
+}
+
+/// Runs the devnet until `shutdown` (Ctrl-C, SIGTERM) or the bound of
+/// `--blocks` / `--duration-secs`. A bounded run fails if nothing was
+/// verified; any run fails if a verified root differs from the executor's.
+pub async fn run(args: DevnetArgs, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    anyhow::ensure!(args.block_time > 0.0, "--block-time must be positive");
+    anyhow::ensure!(args.max_batches >= 1 && args.max_batches <= 64, "--max-batches must be within 1..=64");
+    anyhow::ensure!(
+        args.t1 >= 4 && args.t2 >= 2,
+        "--t1 must be at least 4 blocks (commits need margin), --t2 at least 2"
+    );
+    let data_dir = std::path::absolute(&args.data_dir).context("resolving --data-dir")?;
+    let keys_dir = std::path::absolute(args.keys_dir.clone().unwrap_or_else(|| data_dir.join("keys")))
+        .context("resolving --keys-dir")?;
+    if args.fresh {
+        wipe(&data_dir, &keys_dir)?;
+    }
+    let logs = data_dir.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let chain_port = |i: usize| args.base_port.checked_add(i as u16).context("--base-port too high");
+    let api_port = |i: usize| args.api_port.checked_add(i as u16).context("--api-port too high");
+    for (i, m) in MINERS.iter().enumerate() {
+        ensure_port_free(api_port(i)?, &format!("the aggregator of {}", m.name))?;
+    }
+
+    let vks = load_keys(&keys_dir).await?;
+
+    let mut chains: Vec<Chain> = Vec::with_capacity(CHAINS.len());
+    for (i, c) in CHAINS.iter().enumerate() {
+        let spec = ChainSpec {
+            name: c.name.into(),
+            chain_id: c.chain_id,
+            port: chain_port(i)?,
+            block_time: args.block_time,
+            state: data_dir.join(format!("{}.state.json", c.name)),
+            log: logs.join(format!("anvil-{}.log", c.name)),
+        };
+        let chain = Chain::start(&spec).await?;
+        check_eip2537(&chain.reader()?).await.with_context(|| format!("chain {}", c.name))?;
+        tracing::info!(chain = c.name, chain_id = c.chain_id, url = %chain.url, "chain running");
+        chains.push(chain);
+    }
+
+    let manifest_path = data_dir.join("devnet.json");
+    let manifest = if manifest_path.exists() {
+        let m: Manifest = serde_json::from_str(
+            &std::fs::read_to_string(&manifest_path).with_context(|| format!("reading {}", manifest_path.display()))?,
+        )
+        .with_context(|| format!("parsing {}", manifest_path.display()))?;
+        check_resumable(&m, &chains).await?;
+        tracing::info!(manifest = %manifest_path.display(), "resuming the deployed contracts");
+        m
+    } else {
+        let m = deploy_all(&chains, &vks, &data_dir, &args).await?;
+        std::fs::write(&manifest_path, serde_json::to_string_pretty(&m)? + "\n")
+            .with_context(|| format!("writing {}", manifest_path.display()))?;
+        m
+    };
+
+    let mut miners = Vec::with_capacity(MINERS.len());
+    for (i, def) in MINERS.iter().enumerate() {
+        let config = write_miner_config(&data_dir, &keys_dir, def, api_port(i)?, &chains, &manifest, &args)?;
+        miners.push(Miner {
+            def,
+            address: dev_signer(def.account)?.address(),
+            config,
+            aggregator: None,
+            provers: Vec::new(),
+        });
+    }
+    let exe = std::env::current_exe().context("locating the zkpow executable")?;
+    for m in &mut miners {
+        let mut cmd = Command::new(&exe);
+        cmd.arg("--config").arg(&m.config).arg("aggregator");
+        m.aggregator = Some(ChildProc::spawn(
+            &format!("{} aggregator", m.def.name),
+            cmd,
+            &logs.join(format!("{}-aggregator.log", m.def.name)),
+        )?);
+        for p in 0..args.provers {
+            let name = format!("{}-prover{p}", m.def.name);
+            let mut cmd = Command::new(&exe);
+            cmd.arg("--config").arg(&m.config).arg("prover").env("ZKPOW_PROVER__NAME", &name);
+            m.provers.push(ChildProc::spawn(&name, cmd, &logs.join(format!("{name}.log")))?);
+        }
+        tracing::info!(miner = m.def.name, address = %m.address, provers = args.provers, "miner started");
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut rollup_views = Vec::with_capacity(ROLLUPS.len());
+    let mut tasks = Vec::new();
+    for (i, def) in ROLLUPS.iter().enumerate() {
+        let entry = manifest.rollups.iter().find(|r| r.name == def.name).context("devnet.json lacks a rollup")?;
+        let genesis = load_genesis(&genesis_path(&data_dir, def.name))?;
+        let history = Arc::new(Mutex::new(History::default()));
+        let (_, provider) = chains[def.chain].wallet(SEQUENCER_ACCOUNT)?;
+        let cfg = SimulatorConfig {
+            rollup: def.name.into(),
+            shape: def.shape,
+            address: entry.rollup,
+            accounts: GENESIS_ACCOUNTS as u32,
+            max_batches: args.max_batches,
+            invalid_ratio: args.invalid_ratio,
+            interval: Duration::from_secs_f64(args.interval_secs.max(0.1)),
+            seed: CHAINS[def.chain].chain_id * 1000 + i as u64,
+        };
+        let sim = Simulator::resume(cfg, provider, &genesis, history.clone()).await?;
+        tasks.push(tokio::spawn(sim.run(stop_rx.clone(), genesis)));
+        rollup_views.push(RollupView {
+            name: def.name.into(),
+            chain: def.chain,
+            shape: def.shape,
+            address: entry.rollup,
+            history,
+        });
+    }
+    let chain_views = chains
+        .iter()
+        .zip(&manifest.chains)
+        .map(|(c, m)| {
+            Ok(ChainView {
+                name: c.name.clone(),
+                chain_id: c.chain_id,
+                url: c.url.clone(),
+                provider: c.reader()?,
+                deposit: m.deposit,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let miner_views = miners.iter().map(|m| MinerView { name: m.def.name.into(), address: m.address }).collect();
+    let mut monitor = Monitor::new(chain_views, rollup_views, miner_views);
+    let status_path = data_dir.join("status.json");
+    println!("devnet running in {} (logs in {}); Ctrl-C stops it", data_dir.display(), logs.display());
+    let first_block = chains[0].reader()?.get_block_number().await.context("reading the block number")?;
+
+    let result = watch_loop(&args, &mut monitor, &mut miners, &status_path, first_block, shutdown).await;
+
+    // Stop in dependency order: sequencers, then miners, then the chains
+    // (anvil writes its state file on SIGTERM).
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let last = monitor.refresh().await;
+    // Provers first: a prover hands its last proof to its aggregator.
+    stop_all(miners.iter_mut().flat_map(|m| m.provers.iter_mut()), STOP_GRACE);
+    stop_all(miners.iter_mut().flat_map(|m| m.aggregator.iter_mut()), STOP_GRACE);
+    stop_all(chains.iter_mut().map(|c| &mut c.proc), STOP_GRACE);
+    let status = match (result, last) {
+        (Err(e), _) => return Err(e),
+        (Ok(_), Ok(s)) => s,
+        (Ok(s), Err(e)) => {
+            tracing::warn!(error = %format!("{e:#}"), "final status read failed; showing the last one");
+            s
+        }
+    };
+    let _ = status.write(&status_path);
+    println!("\nsummary\n{}", status.lines().join("\n"));
+    for r in &status.rollups {
+        if let Some(t) = r.first_verified_secs {
+            println!("  {}: first sequence verified {t:.1}s after start", r.name);
+        }
+    }
+    if let Some(r) = status.rollups.iter().find(|r| r.root_matches == Some(false)) {
+        anyhow::bail!("rollup {}: the verified state root differs from the native executor's", r.name);
+    }
+    let bounded = args.blocks.is_some() || args.duration_secs.is_some();
+    if bounded && status.rollups.iter().all(|r| r.verified_this_run == 0) {
+        anyhow::bail!("nothing was verified during this run");
+    }
+    Ok(())
+}
+
+/// Refreshes the view every second until shutdown, the bound, or a child
+/// process dying; returns the last status.
+async fn watch_loop(
+    args: &DevnetArgs,
+    monitor: &mut Monitor,
+    miners: &mut [Miner],
+    status_path: &Path,
+    first_block: u64,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Status> {
+    let mut display = Display::new(Duration::from_secs(args.status_secs.max(1)));
+    let mut last: Option<Status> = None;
+    let mut errors = 0u32;
+    loop {
+        match monitor.refresh().await {
+            Ok(s) => {
+                errors = 0;
+                display.show(&s);
+                if let Err(e) = s.write(status_path) {
+                    tracing::warn!(error = %format!("{e:#}"), "writing status.json");
+                }
+                let blocks_done = args.blocks.is_some_and(|n| s.chains[0].block >= first_block + n);
+                last = Some(s);
+                if blocks_done {
+                    break;
+                }
+            }
+            Err(e) => {
+                errors += 1;
+                display.detach();
+                tracing::warn!(error = %format!("{e:#}"), "reading the chains");
+                anyhow::ensure!(errors < 30, "the chains stopped answering: {e:#}");
+            }
+        }
+        for m in miners.iter_mut() {
+            for p in m.procs_mut() {
+                if let Some(status) = p.exited() {
+                    display.detach();
+                    anyhow::bail!(
+                        "{} exited ({status}); last lines of {}:\n{}",
+                        p.name,
+                        p.log.display(),
+                        p.log_tail(30)
+                    );
+                }
+            }
+        }
+        if args.duration_secs.is_some_and(|d| monitor.elapsed() >= Duration::from_secs(d)) {
+            break;
+        }
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+    }
+    display.detach();
+    last.context("no status was ever read from the chains")
+}
+
+/// Empties the data directory but keeps the keys, which take long to make
+/// and do not depend on the chains.
+fn wipe(data_dir: &Path, keys_dir: &Path) -> anyhow::Result<()> {
+    let entries = match std::fs::read_dir(data_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", data_dir.display())),
+    };
+    for entry in entries {
+        let path = entry.with_context(|| format!("reading {}", data_dir.display()))?.path();
+        if path == keys_dir {
+            continue;
+        }
+        let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        removed.with_context(|| format!("removing {}", path.display()))?;
+    }
+    tracing::info!(dir = %data_dir.display(), "data directory wiped (keys kept)");
+    Ok(())
+}
+
+/// The EIP-2537 verifying key of every rollup's shape, generating
+/// parameters the first time (a single-party setup: development only).
+async fn load_keys(dir: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut out = Vec::with_capacity(ROLLUPS.len());
+    for r in &ROLLUPS {
+        let (dir, shape) = (dir.to_path_buf(), r.shape);
+        if !crate::circuit::keys::params_path(&dir, shape).exists() {
+            println!("generating Groth16 parameters for shape {shape} in {} (once; takes a while)", dir.display());
+        }
+        let vk = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
+            let keys = Keys::load_or_setup(&dir, shape, &mut rand::rng())?;
+            Ok(vk_to_bytes(&keys.params.vk)?)
+        })
+        .await
+        .context("the key loading task failed")?
+        .with_context(|| format!("keys for shape {}", r.shape))?;
+        out.push(vk);
+    }
+    Ok(out)
+}
+
+fn genesis_path(data_dir: &Path, rollup: &str) -> PathBuf {
+    data_dir.join(format!("genesis-{rollup}.json"))
+}
+
+/// Deploys a deposit contract per chain and the rollups, funds rewards and
+/// bonds the miners' deposits.
+async fn deploy_all(chains: &[Chain], vks: &[Vec<u8>], data_dir: &Path, args: &DevnetArgs) -> anyhow::Result<Manifest> {
+    let sequencer = dev_signer(SEQUENCER_ACCOUNT)?.address();
+    let mut manifest = Manifest { chains: Vec::new(), rollups: Vec::new() };
+    for (ci, chain) in chains.iter().enumerate() {
+        let (owner, provider) = chain.wallet(OWNER_ACCOUNT)?;
+        let mut deposit = None;
+        for (ri, r) in ROLLUPS.iter().enumerate().filter(|(_, r)| r.chain == ci) {
+            let genesis: Vec<(u64, Account)> = genesis_accounts(r.shape, GENESIS_ACCOUNTS, GENESIS_BALANCE);
+            let path = genesis_path(data_dir, r.name);
+            std::fs::write(&path, serde_json::to_string(&genesis)? + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+            let root = root_to_b256(&StateTree::with_accounts(r.shape.d, genesis).root());
+            let mut params = RollupParams::dev(vks[ri].clone(), sequencer, root, r.shape.batch_bytes() as u64);
+            params.t1 = args.t1;
+            params.t2 = args.t2;
+            let dep = deploy_as(provider.clone(), owner, &params, deposit)
+                .await
+                .with_context(|| format!("deploying rollup {} on {}", r.name, chain.name))?;
+            deposit = Some(dep.deposit);
+            tracing::info!(rollup = r.name, chain = %chain.name, rollup_address = %dep.rollup, verifier = %dep.verifier, deposit = %dep.deposit, "rollup deployed");
+            manifest.rollups.push(ManifestRollup {
+                name: r.name.into(),
+                chain: chain.name.clone(),
+                shape: r.shape,
+                verifier: dep.verifier,
+                rollup: dep.rollup,
+            });
+        }
+        let deposit = deposit.context("a chain without rollups")?;
+        MinerDeposit::new(deposit, provider.clone())
+            .fundRewards()
+            .value(U256::from(REWARD_FUNDS))
+            .send()
+            .await
+            .context("funding rewards")?
+            .get_receipt()
+            .await
+            .context("funding rewards")?;
+        for m in &MINERS {
+            let (_, w) = chain.wallet(m.account)?;
+            let receipt = MinerDeposit::new(deposit, w)
+                .deposit()
+                .value(U256::from(m.bond))
+                .send()
+                .await
+                .with_context(|| format!("{} bonding its deposit on {}", m.name, chain.name))?
+                .get_receipt()
+                .await
+                .with_context(|| format!("{} bonding its deposit on {}", m.name, chain.name))?;
+            anyhow::ensure!(receipt.status(), "{}: deposit reverted on {}", m.name, chain.name);
+        }
+        manifest.chains.push(ManifestChain { name: chain.name.clone(), chain_id: chain.chain_id, deposit });
+    }
+    Ok(manifest)
+}
+
+/// A resumed devnet needs its contracts on the chains: anvil's state file
+/// may be missing or older than the manifest.
+async fn check_resumable(m: &Manifest, chains: &[Chain]) -> anyhow::Result<()> {
+    for r in &m.rollups {
+        let chain = chains.iter().find(|c| c.name == r.chain).context("devnet.json names an unknown chain")?;
+        let code = chain.reader()?.get_code_at(r.rollup).await.context("reading contract code")?;
+        anyhow::ensure!(
+            !code.is_empty(),
+            "rollup {} is not on {} any more (its state file was lost?); start over with --fresh",
+            r.name,
+            chain.name
+        );
+    }
+    Ok(())
+}
+
+/// Writes a miner's directory: key, prover token (kept across runs),
+/// configuration (rewritten: ports may change).
+fn write_miner_config(
+    data_dir: &Path,
+    keys_dir: &Path,
+    def: &MinerDef,
+    port: u16,
+    chains: &[Chain],
+    manifest: &Manifest,
+    args: &DevnetArgs,
+) -> anyhow::Result<PathBuf> {
+    let dir = data_dir.join(def.name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let key_file = dir.join("miner.key");
+    write_private(&key_file, &format!("{}\n", anvil::DEV_KEYS[def.account]))?;
+    let token_file = dir.join("prover.token");
+    if !token_file.exists() {
+        let token: [u8; 32] = rand::random();
+        write_private(&token_file, &format!("{}\n", hex::encode(token)))?;
+    }
+    let toml_str = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
+    let shapes: Vec<String> = ROLLUPS.iter().map(|r| format!("\"{}\"", r.shape)).collect();
+    let poll_ms = ((args.block_time * 500.0) as u64).clamp(100, 2_000);
+    let mut text = format!(
+        "# Written by `zkpow devnet` on every start.\n\n\
+         [node]\ndata_dir = {dir}\n\n\
+         [keys]\ndir = {keys}\nshapes = [{shapes}]\n\n\
+         [aggregator]\ndatabase_url = {db}\nlisten = \"127.0.0.1:{port}\"\nprover_token_file = {token}\n\
+         poll_interval_ms = {poll_ms}\nlease_ms = 15000\nclaim_poll_ms = 1000\n\n\
+         [prover]\naggregator_url = \"http://127.0.0.1:{port}\"\ntoken_file = {token}\n",
+        dir = toml_str(&dir),
+        keys = toml_str(keys_dir),
+        shapes = shapes.join(", "),
+        db = toml::Value::String(format!("sqlite://{}", dir.join("zkpow.db").display())),
+        token = toml_str(&token_file),
+    );
+    for c in chains {
+        // anvil never reorganises: no confirmations needed.
+        text += &format!(
+            "\n[[chains]]\nname = \"{}\"\nrpc_url = \"{}\"\nchain_id = {}\nconfirmations = 0\nkey_file = {}\n",
+            c.name,
+            c.url,
+            c.chain_id,
+            toml_str(&key_file)
+        );
+    }
+    for r in &manifest.rollups {
+        text += &format!(
+            "\n[[rollups]]\nname = \"{}\"\nchain = \"{}\"\naddress = \"{}\"\nshape = \"{}\"\ngenesis_file = {}\n",
+            r.name,
+            r.chain,
+            r.rollup,
+            r.shape,
+            toml_str(&genesis_path(data_dir, &r.name))
+        );
+    }
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// Writes a secret readable by the owner only.
+pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display()))
+}
