@@ -142,3 +142,17 @@ pub async fn check_eip2537<P: Provider>(provider: &P) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Adds `amount` wei to a deposit contract's reward pool (anyone may fund it).
+pub async fn fund_rewards<P: Provider + Clone>(provider: P, deposit: Address, amount: u128) -> anyhow::Result<()> {
+    MinerDeposit::new(deposit, provider)
+        .fundRewards()
+        .value(U256::from(amount))
+        .send()
+        .await
+        .context("funding rewards")?
+        .get_receipt()
+        .await
+        .context("funding rewards")?;
+    Ok(())
+}

@@ -7,12 +7,11 @@
 use std::path::{Path, PathBuf};
 
 use alloy::network::EthereumWallet;
-use alloy::primitives::{Address, U256};
+use alloy::primitives::Address;
 use alloy::providers::{Provider, ProviderBuilder};
 use anyhow::Context;
 
 use crate::aggregator::node::load_genesis;
-use crate::chain::bindings::MinerDeposit;
 use crate::chain::deploy::{check_eip2537, deploy_as, Deployment, RollupParams};
 use crate::chain::{load_signer, root_to_b256};
 use crate::circuit::keys::VerifierKey;
@@ -138,15 +137,7 @@ pub async fn run(args: DeployArgs, config: &Config) -> anyhow::Result<()> {
     tracing::info!(chain_id, %deployer, shape = %args.shape, "deploying");
     let dep = deploy_as(provider.clone(), deployer, &params, args.deposit).await?;
     if args.fund_rewards > 0 {
-        MinerDeposit::new(dep.deposit, provider.clone())
-            .fundRewards()
-            .value(U256::from(args.fund_rewards))
-            .send()
-            .await
-            .context("funding rewards")?
-            .get_receipt()
-            .await
-            .context("funding rewards")?;
+        crate::chain::deploy::fund_rewards(provider.clone(), dep.deposit, args.fund_rewards).await?;
     }
     let snippet = snippet(&args, chain_id, &dep, &genesis_file, &format!("0x{}", hex::encode(vk.vk_hash)));
     print!("{snippet}");

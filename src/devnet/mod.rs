@@ -483,15 +483,7 @@ async fn deploy_all(chains: &[Chain], vks: &[Vec<u8>], data_dir: &Path, args: &D
             });
         }
         let deposit = deposit.context("a chain without rollups")?;
-        MinerDeposit::new(deposit, provider.clone())
-            .fundRewards()
-            .value(U256::from(REWARD_FUNDS))
-            .send()
-            .await
-            .context("funding rewards")?
-            .get_receipt()
-            .await
-            .context("funding rewards")?;
+        crate::chain::deploy::fund_rewards(provider.clone(), deposit, REWARD_FUNDS).await?;
         for m in &MINERS {
             let (_, w) = chain.wallet(m.account)?;
             let receipt = MinerDeposit::new(deposit, w)

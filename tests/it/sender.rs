@@ -266,8 +266,8 @@ const ADMIN: &str = "test-admin-token-0123456789abcdef";
 
 async fn control_api_checks(m: &Miner) {
     let http = reqwest::Client::new();
-    let get = |path: &str, token: bool| {
-        let mut req = http.get(m.api_url(path));
+    let call = |method: reqwest::Method, path: &str, token: bool| {
+        let mut req = http.request(method, m.api_url(path));
         if token {
             req = req.bearer_auth(ADMIN);
         }
@@ -277,17 +277,8 @@ async fn control_api_checks(m: &Miner) {
             (status, r.json::<serde_json::Value>().await.unwrap_or(serde_json::Value::Null))
         }
     };
-    let post = |path: &str, token: bool| {
-        let mut req = http.post(m.api_url(path));
-        if token {
-            req = req.bearer_auth(ADMIN);
-        }
-        async move {
-            let r = req.send().await.unwrap();
-            let status = r.status().as_u16();
-            (status, r.json::<serde_json::Value>().await.unwrap_or(serde_json::Value::Null))
-        }
-    };
+    let get = |path: &str, token: bool| call(reqwest::Method::GET, path, token);
+    let post = |path: &str, token: bool| call(reqwest::Method::POST, path, token);
     let error_code = |body: &serde_json::Value| body["error"]["code"].as_str().unwrap_or("").to_string();
 
     let (st, body) = get("/readyz", false).await;

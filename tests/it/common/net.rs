@@ -78,15 +78,7 @@ pub async fn deploy_rollup(
     params.t2 = t2;
     let dep = deploy(owner.clone(), &params, deposit).await.expect("deploying the contracts");
     if deposit.is_none() {
-        MinerDeposit::new(dep.deposit, owner)
-            .fundRewards()
-            .value(U256::from(10 * ETHER))
-            .send()
-            .await
-            .expect("funding rewards")
-            .get_receipt()
-            .await
-            .expect("receipt");
+        zkpow::chain::deploy::fund_rewards(owner, dep.deposit, 10 * ETHER).await.expect("funding rewards");
     }
     TestRollup {
         name: name.to_string(),
