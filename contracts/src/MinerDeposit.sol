@@ -5,42 +5,63 @@ import {IMinerDeposit} from "./interfaces/IMinerDeposit.sol";
 import {Owned} from "./utils/Owned.sol";
 
 /// @title MinerDeposit
-/// @notice One per chain. Miners bond ETH here; rollup contracts registered by the owner read the
-///         bond (`depositOf`), credit rewards (`reward`) and slash it (`punish`).
+/// @notice One per chain. Miners bond ETH here. A registered rollup locks part of a miner's free
+///         deposit as a bond for every commit (`lock`), releases it for a valid proof (`unlock`)
+///         and takes its penalties from it (`slash`), so penalties are enforced by construction:
+///         the sum of a miner's locks over all rollups never exceeds its active deposit, and a
+///         withdrawal only takes the unlocked part. Each rollup has its own reward budget, funded
+///         by anyone for that rollup; a rollup pays rewards only from what it reserved from its own
+///         budget, so one rollup cannot spend what was funded for another.
 ///
 /// Money in the contract is always exactly
-///     totalStaked (active + pending withdrawals of all miners) + rewardPool + totalClaimable,
+///     totalStaked (active + pending of all miners) + totalBudget + totalReserved + totalClaimable,
 /// and every wei is accounted for by the cumulative counters:
 ///     totalDeposited = totalStaked + totalWithdrawn + totalSlashed
-///     totalFunded + totalSlashed = rewardPool + totalClaimable + totalRewardsPaid.
-/// Slashed ETH goes to the reward pool. Payments are pull-style (`withdraw`, `claimRewards`),
-/// state is updated before ETH is sent.
+///     totalFunded + totalSlashed = totalBudget + totalReserved + totalClaimable + totalRewardsPaid.
+/// Payments are pull-style (`withdraw`, `claimRewards`), state is updated before ETH is sent.
 contract MinerDeposit is IMinerDeposit, Owned {
+    /// Bounds of `unbondingBlocks`: at least one block, so that a withdrawal never happens in the
+    /// block of its request, and at most about a year of 12 s blocks, so that the owner cannot trap
+    /// deposits.
+    uint64 public constant MIN_UNBONDING_BLOCKS = 1;
+    uint64 public constant MAX_UNBONDING_BLOCKS = 2_628_000;
+
     struct Account {
-        uint128 active; // bonded deposit (counts for `depositOf`)
-        uint128 pending; // requested withdrawal, still slashable
+        uint128 active; // bonded deposit, locked part included (counts for `depositOf`)
+        uint128 locked; // sum of the bonds locked by rollups, <= active
+        uint128 pending; // requested withdrawal (no longer bonded)
         uint64 unlockBlock; // first block at which `pending` can be withdrawn
-        uint128 debt; // penalties that found no deposit; paid first from the next deposit
         uint128 claimable; // rewards credited and backed by ETH
-        uint128 owed; // rewards credited while the pool was short; paid when the pool allows
+    }
+
+    enum RollupStatus {
+        Unknown,
+        Active, // may lock bonds and reserve rewards
+        Retired // may only release, slash and pay what it locked or reserved while active
+    }
+
+    struct Budget {
+        uint128 free; // funded for the rollup, not reserved yet
+        uint128 reserved; // reserved for sequences already posted
     }
 
     /// @notice Blocks between `requestWithdrawal` and the earliest `withdraw`.
     uint64 public unbondingBlocks;
 
     mapping(address => Account) private accounts;
-    mapping(address => bool) public isRollup;
+    mapping(address => RollupStatus) public rollupStatus;
+    mapping(address => Budget) private budgets;
 
-    /// @notice ETH available for rewards, not yet credited to anyone.
-    uint256 public rewardPool;
     /// @notice Sum of active and pending deposits.
     uint256 public totalStaked;
-    /// @notice Sum of credited, unclaimed, backed rewards.
+    /// @notice Sum of all locked bonds.
+    uint256 public totalLocked;
+    /// @notice Sum of the rollups' free budgets.
+    uint256 public totalBudget;
+    /// @notice Sum of the rollups' reserves.
+    uint256 public totalReserved;
+    /// @notice Sum of credited, unclaimed rewards.
     uint256 public totalClaimable;
-    /// @notice Sum of rewards credited without backing (pool was short).
-    uint256 public totalOwed;
-    /// @notice Sum of unpaid penalty debts.
-    uint256 public totalDebt;
 
     // Cumulative counters (never decrease).
     uint256 public totalDeposited;
@@ -49,89 +70,103 @@ contract MinerDeposit is IMinerDeposit, Owned {
     uint256 public totalFunded;
     uint256 public totalRewardsPaid;
 
-    event Deposited(address indexed miner, uint256 amount, uint256 debtPaid);
+    event Deposited(address indexed miner, uint256 amount);
     event WithdrawalRequested(address indexed miner, uint256 amount, uint256 pending, uint64 unlockBlock);
     event Withdrawn(address indexed miner, uint256 amount);
-    event RewardsFunded(address indexed funder, uint256 amount);
-    event Rewarded(address indexed rollup, address indexed miner, uint256 amount, uint256 credited, uint256 owed);
-    event Punished(address indexed rollup, address indexed miner, uint256 amount, uint256 taken, uint256 debt);
+    event RewardsFunded(address indexed rollup, address indexed funder, uint256 amount);
+    event RewardReserved(address indexed rollup, uint256 requested, uint256 reserved);
+    event Rewarded(address indexed rollup, address indexed miner, uint256 amount);
+    event Slashed(address indexed rollup, address indexed miner, uint256 amount, address settler, uint256 settlerShare);
     event RewardsClaimed(address indexed miner, uint256 amount);
     event RollupRegistered(address indexed rollup);
-    event RollupDeregistered(address indexed rollup);
+    event RollupRetired(address indexed rollup);
     event UnbondingBlocksUpdated(uint64 unbondingBlocks);
 
     error NotRollup(address caller);
     error ZeroAmount();
-    error InsufficientDeposit(uint256 available, uint256 requested);
+    error InsufficientDeposit(uint256 deposit, uint256 required);
+    error InsufficientFreeDeposit(uint256 free, uint256 required);
     error NothingToWithdraw();
     error StillUnbonding(uint64 unlockBlock);
     error NothingToClaim();
     error TransferFailed();
     error AmountTooLarge();
+    error InvalidUnbondingBlocks(uint64 blocks);
+    error AlreadyRegistered(address rollup);
+    error LockUnderflow(uint256 locked, uint256 released);
+    error PenaltyAboveBond(uint256 penalty, uint256 bond);
+    error ReserveExceeded(uint256 reserved, uint256 requested);
 
     constructor(address initialOwner, uint64 unbondingBlocks_) Owned(initialOwner) {
+        _checkUnbonding(unbondingBlocks_);
         unbondingBlocks = unbondingBlocks_;
         emit UnbondingBlocksUpdated(unbondingBlocks_);
     }
 
-    modifier onlyRollup() {
-        if (!isRollup[msg.sender]) revert NotRollup(msg.sender);
+    modifier onlyActiveRollup() {
+        if (rollupStatus[msg.sender] != RollupStatus.Active) revert NotRollup(msg.sender);
+        _;
+    }
+
+    /// Active or retired: what a rollup locked or reserved can always be settled.
+    modifier onlyKnownRollup() {
+        if (rollupStatus[msg.sender] == RollupStatus.Unknown) revert NotRollup(msg.sender);
         _;
     }
 
     // ---------------------------------------------------------------- owner
 
+    /// @notice Lets `rollup` lock miners' bonds and receive reward funds. Once only: a retired
+    ///         rollup stays retired.
     function registerRollup(address rollup) external onlyOwner {
         if (rollup == address(0)) revert ZeroAddress();
-        isRollup[rollup] = true;
+        if (rollupStatus[rollup] != RollupStatus.Unknown) revert AlreadyRegistered(rollup);
+        rollupStatus[rollup] = RollupStatus.Active;
         emit RollupRegistered(rollup);
     }
 
-    function deregisterRollup(address rollup) external onlyOwner {
-        isRollup[rollup] = false;
-        emit RollupDeregistered(rollup);
+    /// @notice Stops `rollup` from locking new bonds and reserving rewards. It can still release and
+    ///         slash the bonds it holds and pay the rewards it reserved, so retiring a rollup never
+    ///         traps a miner's bond or cancels a penalty that is due.
+    function retireRollup(address rollup) external onlyOwner {
+        if (rollupStatus[rollup] != RollupStatus.Active) revert NotRollup(rollup);
+        rollupStatus[rollup] = RollupStatus.Retired;
+        emit RollupRetired(rollup);
     }
 
-    /// @notice Applies to withdrawal requests made after the change.
+    /// @notice Applies to withdrawal requests made after the change; bounded by
+    ///         [MIN_UNBONDING_BLOCKS, MAX_UNBONDING_BLOCKS].
     function setUnbondingBlocks(uint64 blocks) external onlyOwner {
+        _checkUnbonding(blocks);
         unbondingBlocks = blocks;
         emit UnbondingBlocksUpdated(blocks);
     }
 
     // ---------------------------------------------------------------- miners
 
-    /// @notice Bonds msg.value for msg.sender; an unpaid penalty debt is paid from it first.
+    /// @notice Bonds msg.value for msg.sender.
     function deposit() external payable {
         if (msg.value == 0) revert ZeroAmount();
-        if (msg.value > type(uint128).max) revert AmountTooLarge();
         Account storage acc = accounts[msg.sender];
-        uint256 amount = msg.value;
-        uint256 debtPaid = acc.debt;
-        if (debtPaid > amount) debtPaid = amount;
-        if (debtPaid != 0) {
-            acc.debt -= uint128(debtPaid);
-            totalDebt -= debtPaid;
-            totalSlashed += debtPaid;
-            rewardPool += debtPaid;
-            amount -= debtPaid;
-        }
-        acc.active += uint128(amount);
-        totalStaked += amount;
+        if (uint256(acc.active) + msg.value > type(uint128).max) revert AmountTooLarge();
+        acc.active += uint128(msg.value);
+        totalStaked += msg.value;
         totalDeposited += msg.value;
-        emit Deposited(msg.sender, amount, debtPaid);
+        emit Deposited(msg.sender, msg.value);
     }
 
-    /// @notice Moves `amount` of the active deposit to the pending withdrawal and (re)starts the
-    ///         unbonding delay for the whole pending amount. Pending ETH can still be slashed.
+    /// @notice Moves `amount` of the free (unlocked) deposit to the pending withdrawal and (re)starts
+    ///         the unbonding delay for the whole pending amount.
     function requestWithdrawal(uint256 amount) external {
         if (amount == 0) revert ZeroAmount();
         Account storage acc = accounts[msg.sender];
-        if (amount > acc.active) revert InsufficientDeposit(acc.active, amount);
+        uint256 free = uint256(acc.active) - acc.locked;
+        if (amount > free) revert InsufficientFreeDeposit(free, amount);
         acc.active -= uint128(amount);
         acc.pending += uint128(amount);
-        uint64 unlock = uint64(block.number) + unbondingBlocks;
-        acc.unlockBlock = unlock;
-        emit WithdrawalRequested(msg.sender, amount, acc.pending, unlock);
+        uint64 unlockAt = uint64(block.number) + unbondingBlocks;
+        acc.unlockBlock = unlockAt;
+        emit WithdrawalRequested(msg.sender, amount, acc.pending, unlockAt);
     }
 
     /// @notice Pays out the whole pending withdrawal once the unbonding delay has passed.
@@ -147,19 +182,21 @@ contract MinerDeposit is IMinerDeposit, Owned {
         _send(msg.sender, amount);
     }
 
-    /// @notice Adds msg.value to the reward pool. Anyone may fund it.
-    function fundRewards() external payable {
+    /// @notice Adds msg.value to the reward budget of `rollup` (an active rollup). Anyone may fund.
+    function fundRewards(address rollup) external payable {
         if (msg.value == 0) revert ZeroAmount();
-        rewardPool += msg.value;
+        if (rollupStatus[rollup] != RollupStatus.Active) revert NotRollup(rollup);
+        Budget storage b = budgets[rollup];
+        if (uint256(b.free) + msg.value > type(uint128).max) revert AmountTooLarge();
+        b.free += uint128(msg.value);
+        totalBudget += msg.value;
         totalFunded += msg.value;
-        emit RewardsFunded(msg.sender, msg.value);
+        emit RewardsFunded(rollup, msg.sender, msg.value);
     }
 
-    /// @notice Pays msg.sender's credited rewards, first backing owed rewards from the pool as far
-    ///         as it allows.
+    /// @notice Pays msg.sender's credited rewards.
     function claimRewards() external {
         Account storage acc = accounts[msg.sender];
-        _backOwed(acc);
         uint256 amount = acc.claimable;
         if (amount == 0) revert NothingToClaim();
         acc.claimable = 0;
@@ -172,44 +209,74 @@ contract MinerDeposit is IMinerDeposit, Owned {
     // ---------------------------------------------------------------- rollups
 
     /// @inheritdoc IMinerDeposit
-    function reward(address miner, uint256 amount) external onlyRollup {
-        if (amount > type(uint128).max) revert AmountTooLarge();
+    function lock(address miner, uint256 bond, uint256 minDeposit) external onlyActiveRollup returns (uint256 active) {
         Account storage acc = accounts[miner];
-        uint256 credited = amount <= rewardPool ? amount : rewardPool;
-        uint256 owed = amount - credited;
-        if (credited != 0) {
-            rewardPool -= credited;
-            acc.claimable += uint128(credited);
-            totalClaimable += credited;
-        }
-        if (owed != 0) {
-            acc.owed += uint128(owed);
-            totalOwed += owed;
-        }
-        emit Rewarded(msg.sender, miner, amount, credited, owed);
+        active = acc.active;
+        uint256 locked = acc.locked;
+        if (active < minDeposit) revert InsufficientDeposit(active, minDeposit);
+        if (bond > active - locked) revert InsufficientFreeDeposit(active - locked, bond);
+        // bond <= active - locked < 2^128: the cast and the sum cannot overflow.
+        acc.locked = uint128(locked + bond);
+        totalLocked += bond;
     }
 
     /// @inheritdoc IMinerDeposit
-    function punish(address miner, uint256 amount) external onlyRollup returns (uint256 taken) {
-        if (amount > type(uint128).max) revert AmountTooLarge();
+    function unlock(address miner, uint256 bond) external onlyKnownRollup {
         Account storage acc = accounts[miner];
-        uint256 fromActive = amount <= acc.active ? amount : acc.active;
-        uint256 rest = amount - fromActive;
-        uint256 fromPending = rest <= acc.pending ? rest : acc.pending;
-        uint256 debt = rest - fromPending;
-        taken = fromActive + fromPending;
-        if (fromActive != 0) acc.active -= uint128(fromActive);
-        if (fromPending != 0) acc.pending -= uint128(fromPending);
-        if (taken != 0) {
-            totalStaked -= taken;
-            totalSlashed += taken;
-            rewardPool += taken;
+        if (bond > acc.locked) revert LockUnderflow(acc.locked, bond);
+        acc.locked -= uint128(bond);
+        totalLocked -= bond;
+    }
+
+    /// @inheritdoc IMinerDeposit
+    function slash(address miner, uint256 bond, uint256 penalty, address settler, uint256 settlerShare)
+        external
+        onlyKnownRollup
+    {
+        if (penalty > bond) revert PenaltyAboveBond(penalty, bond);
+        if (settlerShare > penalty) revert PenaltyAboveBond(settlerShare, penalty);
+        Account storage acc = accounts[miner];
+        if (bond > acc.locked) revert LockUnderflow(acc.locked, bond);
+        // locked <= active, so the penalty (<= bond <= locked) is always there.
+        acc.locked -= uint128(bond);
+        acc.active -= uint128(penalty);
+        totalLocked -= bond;
+        totalStaked -= penalty;
+        totalSlashed += penalty;
+        if (settlerShare != 0) {
+            accounts[settler].claimable += uint128(settlerShare);
+            totalClaimable += settlerShare;
         }
-        if (debt != 0) {
-            acc.debt += uint128(debt);
-            totalDebt += debt;
+        uint256 rest = penalty - settlerShare;
+        if (rest != 0) {
+            budgets[msg.sender].free += uint128(rest);
+            totalBudget += rest;
         }
-        emit Punished(msg.sender, miner, amount, taken, debt);
+        emit Slashed(msg.sender, miner, penalty, settler, settlerShare);
+    }
+
+    /// @inheritdoc IMinerDeposit
+    function reserveReward(uint256 amount) external onlyActiveRollup returns (uint256 reserved) {
+        Budget storage b = budgets[msg.sender];
+        reserved = amount <= b.free ? amount : b.free;
+        if (reserved != 0) {
+            b.free -= uint128(reserved);
+            b.reserved += uint128(reserved);
+            totalBudget -= reserved;
+            totalReserved += reserved;
+        }
+        if (reserved != amount) emit RewardReserved(msg.sender, amount, reserved);
+    }
+
+    /// @inheritdoc IMinerDeposit
+    function reward(address miner, uint256 amount) external onlyKnownRollup {
+        Budget storage b = budgets[msg.sender];
+        if (amount > b.reserved) revert ReserveExceeded(b.reserved, amount);
+        b.reserved -= uint128(amount);
+        totalReserved -= amount;
+        accounts[miner].claimable += uint128(amount);
+        totalClaimable += amount;
+        emit Rewarded(msg.sender, miner, amount);
     }
 
     // ---------------------------------------------------------------- views
@@ -219,36 +286,43 @@ contract MinerDeposit is IMinerDeposit, Owned {
         return accounts[miner].active;
     }
 
+    /// @notice Sum of the bonds rollups hold locked for the miner.
+    function lockedOf(address miner) external view returns (uint256) {
+        return accounts[miner].locked;
+    }
+
+    /// @notice The part of the active deposit that can back a new commit or be withdrawn.
+    function freeDepositOf(address miner) external view returns (uint256) {
+        Account storage acc = accounts[miner];
+        return uint256(acc.active) - acc.locked;
+    }
+
     /// @notice The pending withdrawal and the first block it can be withdrawn at.
     function pendingWithdrawalOf(address miner) external view returns (uint256 amount, uint64 unlockBlock) {
         Account storage acc = accounts[miner];
         return (acc.pending, acc.unlockBlock);
     }
 
-    /// @notice Credited rewards: backed (claimable now) and owed (waiting for the pool).
-    function rewardsOf(address miner) external view returns (uint256 claimable, uint256 owed) {
-        Account storage acc = accounts[miner];
-        return (acc.claimable, acc.owed);
+    /// @notice Credited rewards, claimable now.
+    function rewardsOf(address miner) external view returns (uint256) {
+        return accounts[miner].claimable;
     }
 
-    /// @notice Penalties that found no deposit.
-    function debtOf(address miner) external view returns (uint256) {
-        return accounts[miner].debt;
+    /// @notice The rollup's reward budget: funded and not reserved, and reserved for posted sequences.
+    function budgetOf(address rollup) external view returns (uint256 free, uint256 reserved) {
+        Budget storage b = budgets[rollup];
+        return (b.free, b.reserved);
+    }
+
+    /// @notice Whether `rollup` may lock bonds and reserve rewards.
+    function isRollup(address rollup) external view returns (bool) {
+        return rollupStatus[rollup] == RollupStatus.Active;
     }
 
     // ---------------------------------------------------------------- internal
 
-    function _backOwed(Account storage acc) private {
-        uint256 owed = acc.owed;
-        if (owed == 0) return;
-        uint256 pool = rewardPool;
-        uint256 backed = owed <= pool ? owed : pool;
-        if (backed == 0) return;
-        rewardPool = pool - backed;
-        acc.owed -= uint128(backed);
-        totalOwed -= backed;
-        acc.claimable += uint128(backed);
-        totalClaimable += backed;
+    function _checkUnbonding(uint64 blocks) private pure {
+        if (blocks < MIN_UNBONDING_BLOCKS || blocks > MAX_UNBONDING_BLOCKS) revert InvalidUnbondingBlocks(blocks);
     }
 
     function _send(address to, uint256 amount) private {
