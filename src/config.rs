@@ -165,6 +165,16 @@ pub struct SenderConfig {
     /// than the sequence's whole reward. Off by default: a miner may prove at
     /// a loss to keep its place, and the estimate ignores the reward share.
     pub profit_guard: bool,
+    /// Commit to every proven, unverified sequence whose window takes
+    /// commits (protocol v2's pipelined windows). `false` keeps to one
+    /// window at a time, the next sequence only: the v1 behaviour, kept as
+    /// the reference of the throughput benchmark.
+    pub pipelined: bool,
+    /// Settle other miners' expired commits (`settleNoProof`) when the
+    /// settler's share of the penalty pays for the gas at least this many
+    /// times over; 0 never settles others' commits (our own are always
+    /// settled, which frees our bond).
+    pub settle_others_min_ratio: u64,
 }
 
 impl Default for SenderConfig {
@@ -179,6 +189,8 @@ impl Default for SenderConfig {
             gas_limit_margin_percent: 25,
             claim_rewards: true,
             profit_guard: false,
+            pipelined: true,
+            settle_others_min_ratio: 2,
         }
     }
 }
