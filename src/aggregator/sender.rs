@@ -1,16 +1,23 @@
 //! The proof sender's state machine: given what the chain says about a
 //! sequence and what we hold locally, the one next step of the two-step
 //! submission (commit the proof hash within T1, reveal the proof within T2,
-//! claim the reward after the window). A plain function of its inputs, so
-//! every rule is unit-tested here; [`super::manager`] reads the inputs and
-//! carries the step out.
+//! claim the reward after the window, settle a commit that holds our bond
+//! without a valid proof). A plain function of its inputs, so every rule is
+//! unit-tested here; [`super::manager`] reads the inputs and carries the step
+//! out.
+//!
+//! Protocol v2 pipelines windows: every proven, unverified sequence is
+//! committed to as soon as its window takes commits, whatever the state of
+//! the sequences before it; its reveal phase starts once T1 is over *and*
+//! the previous sequence is verified, so sequences committed in parallel are
+//! revealed one after the other as their predecessors verify.
 //!
 //! ```text
-//!            ┌──────────── window ended unverified (resend) ─────────────┐
-//!            ▼                                                            │
-//!  proven ─► COMMIT ─(mined)─► wait T1 ─► REVEAL ─(valid)─► wait end ─► CLAIM ─► done: rewarded
-//!    │         │                           │                                  
-//!    │         └─ too late in T1 ─► wait ──┘ (next window)                     
+//!            ┌──────────── window ended unverified (resend) ──────────────────┐
+//!            ▼                                                                 │
+//!  proven ─► COMMIT ─(mined)─► wait T1 and predecessor ─► REVEAL ─(valid)─► wait end ─► CLAIM ─► done: rewarded
+//!    │         │                                                                
+//!    │         └─ too late in T1 ─► wait (next window)       window over without our valid proof ─► SETTLE (frees the bond)
 //!    └─ verified by others before our commit ─► done: verified_by_others (no gas spent)
 //! ```
 
@@ -26,6 +33,9 @@ pub enum Phase {
     Commit,
     Reveal,
     Ended,
+    /// T1 is over and the previous sequence is not verified yet: the reveal
+    /// phase has not started.
+    AwaitingPredecessor,
 }
 
 impl Phase {
@@ -35,6 +45,7 @@ impl Phase {
             2 => Phase::Commit,
             3 => Phase::Reveal,
             4 => Phase::Ended,
+            5 => Phase::AwaitingPredecessor,
             _ => Phase::None,
         }
     }
@@ -49,6 +60,15 @@ pub struct OurCommit {
     pub valid: bool,
     pub punished: bool,
     pub rewarded: bool,
+    /// The commit's bond was released or slashed.
+    pub settled: bool,
+}
+
+impl OurCommit {
+    /// A commit without a valid proof whose bond is still locked.
+    fn holds_bond(&self) -> bool {
+        self.window_id != 0 && !self.valid && !self.settled
+    }
 }
 
 /// The chain's view of one sequence, all read at one block.
@@ -60,11 +80,13 @@ pub struct ChainView {
     pub verified: bool,
     pub phase: Phase,
     pub window_id: u32,
-    /// Exclusive ends of the current window's phases (0 when not open).
+    /// Exclusive end of the current window's commit phase (0 when not open).
     pub commit_end: u64,
+    /// Exclusive end of the reveal phase (0 while it is not known: window
+    /// not open, or the previous sequence not verified yet).
     pub reveal_end: u64,
-    /// T2 of a window opened now.
-    pub next_t2: u32,
+    /// T2 of the sequence's windows (fixed when it was posted).
+    pub t2: u32,
     pub ours: OurCommit,
 }
 
@@ -111,6 +133,9 @@ pub enum Action {
     },
     Reveal,
     Claim,
+    /// `settleNoProof` on our own commit: the penalty is due either way,
+    /// settling releases the rest of the bond for other commits.
+    Settle,
     Done(Outcome),
 }
 
@@ -134,6 +159,9 @@ pub fn decide(v: &ChainView, local: &LocalView, cfg: &SenderConfig) -> Action {
     if committed_now {
         match v.phase {
             Phase::Commit => return Action::Wait("committed; the reveal phase starts after T1"),
+            Phase::AwaitingPredecessor => {
+                return Action::Wait("committed; the reveal phase starts once the previous sequence is verified")
+            }
             Phase::Reveal if !ours.revealed => {
                 if !local.artifact || !local.commit_matches {
                     return Action::Wait("the committed proof is not at hand; not revealing");
@@ -146,19 +174,19 @@ pub fn decide(v: &ChainView, local: &LocalView, cfg: &SenderConfig) -> Action {
             }
             Phase::Reveal => return Action::Wait("our reveal was rejected; waiting for the window to end"),
             // An ended (or reset) window without our valid proof: if nobody
-            // verified the sequence either, start over in the next window.
-            Phase::Ended | Phase::NotOpen | Phase::None => {
-                if v.verified {
-                    return Action::Done(Outcome::Missed);
-                }
-            }
+            // verified the sequence either, start over in the next window
+            // (that commit settles this one).
+            Phase::Ended | Phase::NotOpen | Phase::None => {}
         }
     }
     if v.verified {
-        return Action::Done(Outcome::VerifiedByOthers);
+        if ours.holds_bond() {
+            return Action::Settle;
+        }
+        return Action::Done(if ours.window_id != 0 { Outcome::Missed } else { Outcome::VerifiedByOthers });
     }
-    if v.init_batch != v.last_verified + 1 {
-        return Action::Wait("an earlier sequence is not verified yet");
+    if !cfg.pipelined && v.init_batch != v.last_verified + 1 {
+        return Action::Wait("an earlier sequence is not verified yet (pipelining off)");
     }
     if !local.artifact {
         return Action::Wait("the final proof is not ready");
@@ -166,8 +194,8 @@ pub fn decide(v: &ChainView, local: &LocalView, cfg: &SenderConfig) -> Action {
     match v.phase {
         Phase::NotOpen | Phase::Ended => {
             // This commit opens a window: T2 must leave room for the reveal.
-            if u64::from(v.next_t2) <= cfg.reveal_margin_blocks {
-                return Action::Wait("the contract's T2 is too short to reveal in");
+            if u64::from(v.t2) <= cfg.reveal_margin_blocks {
+                return Action::Wait("the sequence's T2 is too short to reveal in");
             }
             let window_id = if v.phase == Phase::Ended { v.window_id + 1 } else { v.window_id };
             Action::Commit { window_id }
@@ -179,7 +207,9 @@ pub fn decide(v: &ChainView, local: &LocalView, cfg: &SenderConfig) -> Action {
                 Action::Wait("too late in T1 to commit; next window if unverified")
             }
         }
-        Phase::Reveal => Action::Wait("another miner's window is in its reveal phase"),
+        Phase::Reveal | Phase::AwaitingPredecessor => {
+            Action::Wait("another miner's window is past its commit phase")
+        }
         Phase::None => Action::Wait("the sequence is not on chain"),
     }
 }
@@ -219,7 +249,7 @@ mod tests {
             window_id: 1,
             commit_end,
             reveal_end,
-            next_t2: 32,
+            t2: 32,
             ours: OurCommit::default(),
         }
     }
@@ -250,7 +280,7 @@ mod tests {
         assert!(matches!(decide(&view(Phase::Reveal), &READY, &cfg()), Action::Wait(_)));
         // Nor when T2 leaves no room to reveal.
         let mut v = view(Phase::NotOpen);
-        v.next_t2 = 1;
+        v.t2 = 1;
         assert!(matches!(decide(&v, &READY, &cfg()), Action::Wait(_)));
     }
 
@@ -297,10 +327,14 @@ mod tests {
         v.ours.window_id = 1;
         v.window_id = 2;
         assert_eq!(decide(&v, &READY, &cfg()), Action::Commit { window_id: 2 });
-        // But if it was verified meanwhile, we missed it.
+        // But if it was verified meanwhile, we missed it: settle our own
+        // commit first (it frees the rest of the bond), then we are done.
         let mut v = committed(view(Phase::Ended));
         v.verified = true;
         v.last_verified = 5;
+        assert_eq!(decide(&v, &READY, &cfg()), Action::Settle);
+        v.ours.settled = true;
+        v.ours.punished = true;
         assert_eq!(decide(&v, &READY, &cfg()), Action::Done(Outcome::Missed));
     }
 
@@ -322,12 +356,9 @@ mod tests {
     }
 
     #[test]
-    fn waits_for_in_flight_transactions_earlier_sequences_and_proofs() {
+    fn waits_for_in_flight_transactions_and_proofs() {
         let busy = LocalView { in_flight: Some(TxPurpose::Commit), ..READY };
         assert!(matches!(decide(&view(Phase::NotOpen), &busy, &cfg()), Action::Wait(_)));
-        let mut v = view(Phase::NotOpen);
-        v.last_verified = 2;
-        assert!(matches!(decide(&v, &READY, &cfg()), Action::Wait(_)));
         let unproven = LocalView { artifact: false, ..READY };
         assert!(matches!(decide(&view(Phase::NotOpen), &unproven, &cfg()), Action::Wait(_)));
         assert!(matches!(decide(&view(Phase::None), &READY, &cfg()), Action::Wait(_)));
@@ -342,6 +373,63 @@ mod tests {
         v.phase = Phase::Ended;
         v.head = v.reveal_end;
         assert_eq!(decide(&v, &READY, &cfg()), Action::Commit { window_id: 2 });
+    }
+
+    #[test]
+    fn pipelined_commits_do_not_wait_for_earlier_sequences() {
+        // Sequence 5 while batches 1..2 are verified: sequence 3 is still open.
+        let mut v = view(Phase::NotOpen);
+        v.last_verified = 2;
+        assert_eq!(decide(&v, &READY, &cfg()), Action::Commit { window_id: 1 });
+        let mut c = view(Phase::Commit);
+        c.last_verified = 2;
+        assert_eq!(decide(&c, &READY, &cfg()), Action::Commit { window_id: 1 });
+        // The one-window-at-a-time reference waits.
+        let serial = SenderConfig { pipelined: false, ..cfg() };
+        assert!(matches!(decide(&v, &READY, &serial), Action::Wait(_)));
+        v.last_verified = 4;
+        assert_eq!(decide(&v, &READY, &serial), Action::Commit { window_id: 1 });
+    }
+
+    #[test]
+    fn a_committer_waits_for_the_predecessor_then_reveals() {
+        let mut v = committed(view(Phase::AwaitingPredecessor));
+        v.last_verified = 2;
+        v.head = 140;
+        v.reveal_end = 0;
+        assert!(matches!(decide(&v, &READY, &cfg()), Action::Wait(_)));
+        // Nobody else commits into a window past its commit phase either.
+        let mut other = view(Phase::AwaitingPredecessor);
+        other.last_verified = 2;
+        assert!(matches!(decide(&other, &READY, &cfg()), Action::Wait(_)));
+        // The predecessor is verified in block 150: the reveal phase runs
+        // 150..170, long after the window's own T1 ended.
+        v.phase = Phase::Reveal;
+        v.last_verified = 4;
+        v.head = 150;
+        v.reveal_end = 170;
+        assert_eq!(decide(&v, &READY, &cfg()), Action::Reveal);
+    }
+
+    #[test]
+    fn a_window_that_ended_without_our_proof_is_settled_or_recommitted() {
+        // Unverified: the next commit settles the stale one by itself.
+        let v = committed(view(Phase::Ended));
+        assert_eq!(decide(&v, &READY, &cfg()), Action::Commit { window_id: 2 });
+        // Verified by someone else while our bond is locked: settle it.
+        let mut v = committed(view(Phase::Ended));
+        v.verified = true;
+        assert_eq!(decide(&v, &READY, &cfg()), Action::Settle);
+        // Someone else settled it already: nothing left to do.
+        v.ours.settled = true;
+        assert_eq!(decide(&v, &READY, &cfg()), Action::Done(Outcome::Missed));
+        // A rejected reveal was slashed (settled) at once.
+        let mut v = committed(view(Phase::Ended));
+        v.verified = true;
+        v.ours.revealed = true;
+        v.ours.punished = true;
+        v.ours.settled = true;
+        assert_eq!(decide(&v, &READY, &cfg()), Action::Done(Outcome::Missed));
     }
 
     #[test]

@@ -143,10 +143,16 @@ pub async fn check_eip2537<P: Provider>(provider: &P) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Adds `amount` wei to a deposit contract's reward pool (anyone may fund it).
-pub async fn fund_rewards<P: Provider + Clone>(provider: P, deposit: Address, amount: u128) -> anyhow::Result<()> {
+/// Adds `amount` wei to a rollup's reward budget in the chain's deposit
+/// contract (anyone may fund it; only that rollup can spend it).
+pub async fn fund_rewards<P: Provider + Clone>(
+    provider: P,
+    deposit: Address,
+    rollup: Address,
+    amount: u128,
+) -> anyhow::Result<()> {
     MinerDeposit::new(deposit, provider)
-        .fundRewards()
+        .fundRewards(rollup)
         .value(U256::from(amount))
         .send()
         .await

@@ -20,6 +20,7 @@ use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::transports::{RpcError, TransportErrorKind};
 
+use super::bindings::MinerDeposit::MinerDepositErrors;
 use super::bindings::ZkPowRollup::ZkPowRollupErrors;
 use crate::config::SenderConfig;
 use crate::db::{self, ChainTx, Db, DbError, TxPurpose, TxStatus};
@@ -29,16 +30,20 @@ use crate::metrics;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RevertKind {
     AlreadyVerified,
-    NotNextSequence,
     UnknownSequence,
+    /// Below the minimum deposit, or the free deposit cannot cover the bond.
     InsufficientDeposit,
     CommitPhaseOver,
     AlreadyCommitted,
     NotCommitter,
     AlreadyRevealed,
     RevealTooEarly,
+    /// The previous sequence is not verified: the reveal phase has not started.
+    PredecessorNotVerified,
     RevealPhaseOver,
     WindowNotEnded,
+    /// Nothing to settle: the commit was settled, or has a valid proof.
+    NotSettleable,
     AlreadyRewarded,
     NoValidProof,
     /// Anything else (the node's message or the decoded error).
@@ -88,15 +93,15 @@ pub fn classify_contract_error(e: &ZkPowRollupErrors) -> RevertKind {
     use ZkPowRollupErrors as E;
     match e {
         E::SequenceAlreadyVerified(_) => RevertKind::AlreadyVerified,
-        E::NotNextSequence(_) => RevertKind::NotNextSequence,
         E::UnknownSequence(_) => RevertKind::UnknownSequence,
-        E::InsufficientDeposit(_) => RevertKind::InsufficientDeposit,
         E::CommitPhaseOver(_) => RevertKind::CommitPhaseOver,
         E::AlreadyCommitted(_) => RevertKind::AlreadyCommitted,
         E::NotCommitter(_) => RevertKind::NotCommitter,
         E::AlreadyRevealed(_) => RevertKind::AlreadyRevealed,
         E::RevealTooEarly(_) => RevertKind::RevealTooEarly,
+        E::PredecessorNotVerified(_) => RevertKind::PredecessorNotVerified,
         E::RevealPhaseOver(_) => RevertKind::RevealPhaseOver,
+        E::NotSettleable(_) => RevertKind::NotSettleable,
         E::WindowNotEnded(_) => RevertKind::WindowNotEnded,
         E::AlreadyRewarded(_) => RevertKind::AlreadyRewarded,
         E::NoValidProof(_) => RevertKind::NoValidProof,
@@ -114,6 +119,17 @@ pub fn classify_rpc_error(e: RpcError<TransportErrorKind>) -> TxError {
                     kind: classify_contract_error(&decoded),
                     detail: format!("{decoded:?}"),
                 });
+            }
+            // The deposit contract's errors bubble up through the rollup's
+            // call to lock a commit's bond.
+            if let Some(decoded) = payload.as_decoded_interface_error::<MinerDepositErrors>() {
+                let kind = match decoded {
+                    MinerDepositErrors::InsufficientDeposit(_) | MinerDepositErrors::InsufficientFreeDeposit(_) => {
+                        RevertKind::InsufficientDeposit
+                    }
+                    _ => RevertKind::Other,
+                };
+                return TxError::Revert(Revert { kind, detail: format!("{decoded:?}") });
             }
             let msg = payload.message.to_lowercase();
             if payload.as_revert_data().is_some() || msg.contains("revert") {
@@ -204,6 +220,10 @@ impl TxManager {
 
     pub fn chain(&self) -> &str {
         &self.chain
+    }
+
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
     }
 
     pub fn provider(&self) -> &DynProvider {

@@ -125,6 +125,9 @@ text_enum! {
         Reveal => "reveal",
         /// `claimReward` after the window.
         Claim => "claim",
+        /// `settleNoProof`: releases a bond whose window ended without a
+        /// valid proof (ours, or another miner's for the settler share).
+        Settle => "settle",
     }
 }
 

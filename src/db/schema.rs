@@ -139,6 +139,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    booked_events (chain_id, tx_hash, log_index) {
+        chain_id -> BigInt,
+        tx_hash -> Binary,
+        log_index -> BigInt,
+        rollup -> Text,
+        init_batch -> BigInt,
+        kind -> Text,
+        amount_wei -> Text,
+        block -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(proofs -> proof_tasks (task_id));
 diesel::allow_tables_to_appear_in_same_query!(
     chain_cursors,
@@ -150,4 +164,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     provers,
     submissions,
     chain_txs,
+    booked_events,
 );

@@ -137,7 +137,7 @@ pub async fn run(args: DeployArgs, config: &Config) -> anyhow::Result<()> {
     tracing::info!(chain_id, %deployer, shape = %args.shape, "deploying");
     let dep = deploy_as(provider.clone(), deployer, &params, args.deposit).await?;
     if args.fund_rewards > 0 {
-        crate::chain::deploy::fund_rewards(provider.clone(), dep.deposit, args.fund_rewards).await?;
+        crate::chain::deploy::fund_rewards(provider.clone(), dep.deposit, dep.rollup, args.fund_rewards).await?;
     }
     let snippet = snippet(&args, chain_id, &dep, &genesis_file, &format!("0x{}", hex::encode(vk.vk_hash)));
     print!("{snippet}");

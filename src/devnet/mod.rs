@@ -473,6 +473,7 @@ async fn deploy_all(chains: &[Chain], vks: &[Vec<u8>], data_dir: &Path, args: &D
                 .await
                 .with_context(|| format!("deploying rollup {} on {}", r.name, chain.name))?;
             deposit = Some(dep.deposit);
+            crate::chain::deploy::fund_rewards(provider.clone(), dep.deposit, dep.rollup, REWARD_FUNDS).await?;
             tracing::info!(rollup = r.name, chain = %chain.name, rollup_address = %dep.rollup, verifier = %dep.verifier, deposit = %dep.deposit, "rollup deployed");
             manifest.rollups.push(ManifestRollup {
                 name: r.name.into(),
@@ -483,7 +484,6 @@ async fn deploy_all(chains: &[Chain], vks: &[Vec<u8>], data_dir: &Path, args: &D
             });
         }
         let deposit = deposit.context("a chain without rollups")?;
-        crate::chain::deploy::fund_rewards(provider.clone(), deposit, REWARD_FUNDS).await?;
         for m in &MINERS {
             let (_, w) = chain.wallet(m.account)?;
             let receipt = MinerDeposit::new(deposit, w)

@@ -1,7 +1,7 @@
 //! What the devnet shows while it runs: per rollup the sequences posted and
 //! verified and the lag (read from the contract: `lastBatch`,
 //! `lastVerifiedBatch`, `stateRoot`), per miner and chain the rewards and
-//! penalties (summed from the deposit contract's `Rewarded` and `Punished`
+//! penalties (summed from the deposit contract's `Rewarded` and `Slashed`
 //! events, so claiming does not hide them). The same [`Status`] is written
 //! to `status.json` in the data directory for scripts and tests.
 
@@ -150,7 +150,7 @@ impl Monitor {
                     .address(c.deposit)
                     .event_signature(vec![
                         MinerDeposit::Rewarded::SIGNATURE_HASH,
-                        MinerDeposit::Punished::SIGNATURE_HASH,
+                        MinerDeposit::Slashed::SIGNATURE_HASH,
                     ])
                     .from_block(from)
                     .to_block(block);
@@ -161,7 +161,7 @@ impl Monitor {
                         let t = self.tallies.entry((i, e.miner)).or_default();
                         t.rewards += e.amount.saturating_to::<u128>();
                         t.rewarded += 1;
-                    } else if let Ok(e) = MinerDeposit::Punished::decode_log(&log.inner) {
+                    } else if let Ok(e) = MinerDeposit::Slashed::decode_log(&log.inner) {
                         let t = self.tallies.entry((i, e.miner)).or_default();
                         t.penalties += e.amount.saturating_to::<u128>();
                         t.punished += 1;

@@ -156,7 +156,7 @@ async fn devnet_verifies_on_both_chains_rewards_both_miners_and_resumes() {
     }
     for c in &manifest.chains {
         let filter =
-            Filter::new().address(c.deposit).event_signature(MinerDeposit::Punished::SIGNATURE_HASH).from_block(0);
+            Filter::new().address(c.deposit).event_signature(MinerDeposit::Slashed::SIGNATURE_HASH).from_block(0);
         let punished = provider_of(&c.name).get_logs(&filter).await.unwrap();
         assert!(punished.is_empty(), "{}: somebody was punished: {punished:?}", c.name);
     }

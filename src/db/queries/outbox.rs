@@ -175,3 +175,83 @@ pub fn delete_tx(conn: &mut AnyConnection, id: &str) -> Result<(), DbError> {
     diesel::delete(tx::table.find(id)).execute(conn)?;
     Ok(())
 }
+
+/// What a booked chain log paid or cost us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BookedKind {
+    /// A penalty taken from our bond (by our own reveal or by anyone's
+    /// settlement of our expired commit).
+    Penalty,
+    /// Our share of another miner's penalty, for settling its commit.
+    SettlerShare,
+}
+
+/// One log of the chain that moved our money.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BookedEvent {
+    pub chain_id: u64,
+    pub tx_hash: [u8; 32],
+    pub log_index: u64,
+    pub rollup: String,
+    pub init_batch: u64,
+    pub kind: BookedKind,
+    pub amount_wei: u128,
+    pub block: u64,
+}
+
+/// Books a log once: records it and adds its amount to the sequence's
+/// submission (penalty or reward). Returns false, changing nothing, when the
+/// log was booked before, so the chain can be read again after a restart.
+pub fn book_event(conn: &mut AnyConnection, ev: &BookedEvent, now: Millis) -> Result<bool, DbError> {
+    use crate::db::schema::booked_events as be;
+    let chain_id = to_db(ev.chain_id, "chain id")?;
+    let log_index = to_db(ev.log_index, "log index")?;
+    transaction(conn, |conn| {
+        let seen: Option<i64> = be::table
+            .find((chain_id, ev.tx_hash.to_vec(), log_index))
+            .select(be::log_index)
+            .first(conn)
+            .optional()?;
+        if seen.is_some() {
+            return Ok(false);
+        }
+        let kind = match ev.kind {
+            BookedKind::Penalty => "penalty",
+            BookedKind::SettlerShare => "settler_share",
+        };
+        diesel::insert_into(be::table)
+            .values((
+                be::chain_id.eq(chain_id),
+                be::tx_hash.eq(ev.tx_hash.to_vec()),
+                be::log_index.eq(log_index),
+                be::rollup.eq(&ev.rollup),
+                be::init_batch.eq(to_db(ev.init_batch, "init batch")?),
+                be::kind.eq(kind),
+                be::amount_wei.eq(ev.amount_wei.to_string()),
+                be::block.eq(to_db(ev.block, "block")?),
+                be::created_at.eq(now),
+            ))
+            .execute(conn)?;
+        if let Some(mut s) = get_submission(conn, &ev.rollup, ev.init_batch)? {
+            match ev.kind {
+                BookedKind::Penalty => s.penalty_wei = s.penalty_wei.saturating_add(ev.amount_wei),
+                BookedKind::SettlerShare => s.reward_wei = s.reward_wei.saturating_add(ev.amount_wei),
+            }
+            s.updated_at = now;
+            save_submission(conn, &s)?;
+        }
+        Ok(true)
+    })
+}
+
+/// Sum of the booked amounts of one kind on a rollup (all time).
+pub fn booked_total(conn: &mut AnyConnection, rollup: &str, kind: BookedKind) -> Result<u128, DbError> {
+    use crate::db::schema::booked_events as be;
+    let kind = match kind {
+        BookedKind::Penalty => "penalty",
+        BookedKind::SettlerShare => "settler_share",
+    };
+    let amounts: Vec<String> =
+        be::table.filter(be::rollup.eq(rollup)).filter(be::kind.eq(kind)).select(be::amount_wei).load(conn)?;
+    amounts.iter().try_fold(0u128, |acc, a| Ok(acc.saturating_add(crate::db::models::wei_from_db(a, "booked amount")?)))
+}

@@ -77,9 +77,7 @@ pub async fn deploy_rollup(
     params.t1 = t1;
     params.t2 = t2;
     let dep = deploy(owner.clone(), &params, deposit).await.expect("deploying the contracts");
-    if deposit.is_none() {
-        zkpow::chain::deploy::fund_rewards(owner, dep.deposit, 10 * ETHER).await.expect("funding rewards");
-    }
+    zkpow::chain::deploy::fund_rewards(owner, dep.deposit, dep.rollup, 10 * ETHER).await.expect("funding rewards");
     TestRollup {
         name: name.to_string(),
         chain,
@@ -315,8 +313,7 @@ impl Onchain {
     }
 
     pub async fn rewards(&self, miner: Address) -> u128 {
-        let r = self.deposit.rewardsOf(miner).call().await.expect("rewardsOf");
-        (r.claimable + r.owed).to()
+        self.deposit.rewardsOf(miner).call().await.expect("rewardsOf").to()
     }
 
     pub async fn deposit_of(&self, miner: Address) -> u128 {
