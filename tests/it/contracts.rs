@@ -259,3 +259,47 @@ async fn reveal_after_the_window_reverts() {
     assert!(revert_name(&err).contains("RevealPhaseOver"), "{}", revert_name(&err));
     assert_eq!(net.last_verified().await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_committer_whose_predecessor_stays_unverified_is_not_punished_and_reveals_after_it() {
+    let mut net = Net::new().await;
+    let (s_first, s_last) = net.post_sequence(1).await;
+    let (n_first, n_last) = net.post_sequence(2).await;
+    let proof_s = net.prove(s_first, s_last, net.miners[0].0);
+    let proof_n = net.prove(n_first, n_last, net.miners[1].0);
+    let rollup = net.rollup(&net.owner);
+
+    // Miner 1 commits to S+1 while nobody has committed to S yet.
+    net.commit(1, n_first, n_last, &proof_n.0).await;
+    let locked = MinerDeposit::new(net.dep.deposit, net.owner.clone()).lockedOf(net.miners[1].0).call().await.unwrap();
+    assert_eq!(locked.to::<u128>(), net.params.penalty_wrong_proof.max(net.params.penalty_no_proof), "bond locked");
+
+    // Its T1 and far more than a T2 pass with S unverified: the reveal phase
+    // has not started, so it can neither reveal nor be punished.
+    mine(&net.owner, (net.params.t1 + 2 * net.params.t2) as u64).await;
+    let ws = rollup.windowStatus(n_first).call().await.unwrap();
+    assert_eq!(ws.phase, 5, "AwaitingPredecessor");
+    let err = net.reveal_call(1, n_first, n_last, &proof_n).await.unwrap_err();
+    assert!(revert_name(&err).contains("PredecessorNotVerified"), "{}", revert_name(&err));
+    let err = rollup.settleNoProof(n_first, net.miners[1].0).call().await.unwrap_err();
+    assert!(revert_name(&err).contains("WindowNotEnded"), "{}", revert_name(&err));
+    let err = rollup.resetWindow(n_first).call().await.unwrap_err();
+    assert!(revert_name(&err).contains("WindowNotExpired"), "{}", revert_name(&err));
+
+    // S is committed, revealed and verified; S+1's reveal phase starts in
+    // that very block and its committer reveals.
+    net.commit(0, s_first, s_last, &proof_s.0).await;
+    mine(&net.owner, net.params.t1 as u64).await;
+    assert!(net.reveal(0, s_first, s_last, &proof_s).await);
+    let verified_at = rollup.verifiedAtBlock(s_last).call().await.unwrap();
+    let ws = rollup.windowStatus(n_first).call().await.unwrap();
+    assert_eq!(ws.phase, 3, "Reveal");
+    assert_eq!(ws.revealStart, verified_at);
+    assert_eq!(ws.revealEnd, verified_at + net.params.t2 as u64);
+    assert!(net.reveal(1, n_first, n_last, &proof_n).await, "valid late-phase reveal accepted");
+    assert_eq!(net.last_verified().await, n_last);
+    assert_eq!(net.deposit_of(1).await, ETHER, "not punished");
+    let locked = MinerDeposit::new(net.dep.deposit, net.owner.clone()).lockedOf(net.miners[1].0).call().await.unwrap();
+    assert!(locked.is_zero(), "bond released by the valid reveal");
+    assert_eq!(rollup.stateRoot().call().await.unwrap(), root_to_b256(&net.state.root()));
+}

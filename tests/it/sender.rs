@@ -511,3 +511,93 @@ async fn prometheus_matches_the_daemon(m: &Miner, prom: &Prometheus, verified: u
     assert!(ours.is_finite() && ours > 0.0, "{ours}");
     assert!((ours - theirs).abs() < 1e-9, "median latency: daemon {ours} s, Prometheus {theirs} s");
 }
+
+/// Protocol v2's pipelined windows: ten sequences posted at once are all
+/// committed while none of them is verified yet, and once their reveal
+/// phases open they are verified back to back, each in one of the blocks
+/// right after its predecessor's.
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_sequences_are_committed_in_parallel_and_verified_back_to_back() {
+    use alloy::providers::Provider;
+    use alloy::rpc::types::Filter;
+    use alloy::sol_types::SolEvent;
+    use zkpow::db::SequenceState;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let anvil = spawn_chain(31337, 0.5);
+    let (t1, t2) = (12u32, 16u32);
+    let mut r = deploy_rollup(&anvil, 0, "r1", Shape::TEST, t1, t2, None).await;
+    let on = Onchain::new(&anvil, &r);
+    // Ten bonds of 0.5 ETH at once.
+    bond(&anvil, r.dep.deposit, 2, 10 * ETHER).await;
+    let chains = [MinerChain { name: "l1", rpc_url: anvil.endpoint(), anvil: &anvil }];
+    // Proving first, with the sender off, so that all ten proofs are ready
+    // when it starts: the commits then go out together.
+    let mut m = Miner::new(tmp.path(), "m", 2, &chains, &[&r], "[sender]\nenabled = false\n");
+    m.start_aggregator();
+    m.start_prover();
+    let mut seqs = Vec::new();
+    for _ in 0..10 {
+        seqs.push(r.post(1).await);
+    }
+    let db = m.db();
+    wait_for("all ten sequences proven", LIMIT, &[&m], || async {
+        let proven = seqs
+            .iter()
+            .filter(|s| {
+                db.with_conn(|c| db::get_sequence(c, "r1", s.0))
+                    .ok()
+                    .flatten()
+                    .is_some_and(|q| q.state == SequenceState::Proven)
+            })
+            .count();
+        (proven == seqs.len()).then_some(())
+    })
+    .await;
+    m.kill_aggregator();
+    let text = std::fs::read_to_string(&m.config).unwrap().replace("enabled = false", "enabled = true");
+    std::fs::write(&m.config, text).unwrap();
+    m.start_aggregator();
+    let last = seqs.last().unwrap().1;
+    wait_for("all ten verified", LIMIT, &[&m], || async { (on.last_verified().await >= last).then_some(()) }).await;
+
+    let logs = |sig| {
+        let f = Filter::new().address(r.dep.rollup).event_signature(sig).from_block(0);
+        let p = on.provider.clone();
+        async move { p.get_logs(&f).await.unwrap() }
+    };
+    let commits: Vec<(u64, u64)> = logs(ZkPowRollup::ProofHashSubmitted::SIGNATURE_HASH)
+        .await
+        .iter()
+        .map(|l| {
+            let e = ZkPowRollup::ProofHashSubmitted::decode_log(&l.inner).unwrap();
+            assert_eq!(e.miner, m.address);
+            assert_eq!(e.windowId, 1, "every sequence verified in its first window");
+            (e.initNumBatch, l.block_number.unwrap())
+        })
+        .collect();
+    let verified: Vec<(u64, u64)> = logs(ZkPowRollup::SequenceVerified::SIGNATURE_HASH)
+        .await
+        .iter()
+        .map(|l| (ZkPowRollup::SequenceVerified::decode_log(&l.inner).unwrap().initNumBatch, l.block_number.unwrap()))
+        .collect();
+    assert_eq!(commits.iter().map(|c| c.0).collect::<Vec<_>>(), seqs.iter().map(|s| s.0).collect::<Vec<_>>());
+    assert_eq!(verified.iter().map(|v| v.0).collect::<Vec<_>>(), seqs.iter().map(|s| s.0).collect::<Vec<_>>());
+    // In flight together: every commit was mined before the first verification.
+    let last_commit = commits.iter().map(|c| c.1).max().unwrap();
+    assert!(last_commit < verified[0].1, "commits {commits:?} vs verifications {verified:?}");
+    // Back to back: each one within two blocks of its predecessor (the
+    // sender reads the chain every 200 ms, blocks come every 500 ms).
+    let gaps: Vec<u64> = verified.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    eprintln!("verification blocks {verified:?}, gaps {gaps:?}");
+    assert!(gaps.iter().all(|g| (1..=2).contains(g)), "gaps between verifications {gaps:?}");
+
+    for s in &seqs {
+        let got = wait_for("rewarded", LIMIT, &[&m], || async { outcome(&m, "r1", s.0) }).await;
+        assert_eq!(got, "rewarded", "sequence {}", s.0);
+    }
+    assert_eq!(on.deposit_of(m.address).await, 10 * ETHER, "nobody honest is punished");
+    assert_eq!(on.deposit.lockedOf(m.address).call().await.unwrap().to::<u128>(), 0, "every bond released");
+    assert_eq!(on.rollup.stateRoot().call().await.unwrap(), root_to_b256(&r.state.root()));
+    assert_clean_outbox(&m, &on, 31337).await;
+}
