@@ -41,7 +41,7 @@ contract GasBenchmarkTest is RevealBench {
         );
         dep.registerRollup(address(rollup));
         vm.deal(address(this), 100 ether);
-        dep.fundRewards{value: 10 ether}();
+        dep.fundRewards{value: 10 ether}(address(rollup));
         vm.deal(miner, 10 ether);
         vm.prank(miner);
         dep.deposit{value: 2 ether}();
@@ -106,8 +106,78 @@ contract GasBenchmarkTest is RevealBench {
             assertEq(rollup.lastVerifiedBatch(), fin, "verified");
         } else {
             assertFalse(rollup.commitOf(init, miner).revealed, "nothing recorded on revert");
+            assertEq(dep.lockedOf(miner), rollup.bond(), "bond still locked: the miner can try again");
         }
         assertEq(dep.depositOf(miner), before, "never penalised");
+    }
+
+    /// Whole-transaction gas of single calls (with --isolate: `make -f mk/evm.mk gas-bench`).
+    function test_gasBenchmark_calls() public {
+        address other = address(0x0123456789012345678901234567890123456789);
+        vm.deal(other, 10 ether);
+        vm.prank(other);
+        dep.deposit{value: 2 ether}();
+        uint256[11] memory g;
+        _postSequence(1);
+        g[0] = vm.lastCallGas().gasTotalUsed;
+        _postSequence(1);
+        _postSequence(1);
+        (bytes memory proof, bytes32[] memory roots, bytes32 newRoot) = _proofFor(1, 1);
+        vm.prank(miner);
+        rollup.submitProofHash(1, 1, keccak256(abi.encodePacked(keccak256(proof), miner)));
+        g[1] = vm.lastCallGas().gasTotalUsed;
+        vm.prank(other);
+        rollup.submitProofHash(1, 1, keccak256("junk"));
+        g[4] = vm.lastCallGas().gasTotalUsed;
+        vm.prank(other);
+        rollup.submitProofHash(2, 2, keccak256("junk 2"));
+        g[2] = vm.lastCallGas().gasTotalUsed;
+        vm.prank(other);
+        rollup.submitProofHash(3, 3, keccak256("junk 3"));
+        g[3] = vm.lastCallGas().gasTotalUsed;
+        vm.roll(block.number + rollup.t1());
+        vm.prank(miner);
+        assertTrue(rollup.verifyBatches(1, 1, newRoot, roots, proof), "valid");
+        g[6] = vm.lastCallGas().gasTotalUsed;
+        vm.prank(other);
+        assertFalse(rollup.verifyBatches(1, 1, newRoot, roots, proof), "wrong hash");
+        g[7] = vm.lastCallGas().gasTotalUsed;
+        vm.roll(block.number + rollup.t2());
+        vm.prank(miner);
+        rollup.claimReward(1);
+        g[8] = vm.lastCallGas().gasTotalUsed;
+        rollup.settleNoProof(2, other);
+        g[9] = vm.lastCallGas().gasTotalUsed;
+        rollup.resetWindow(2);
+        vm.prank(other);
+        rollup.submitProofHash(2, 2, keccak256("junk 4"));
+        g[5] = vm.lastCallGas().gasTotalUsed;
+        vm.prank(miner);
+        dep.claimRewards();
+        g[10] = vm.lastCallGas().gasTotalUsed;
+        _reportCalls(g);
+    }
+
+    function _reportCalls(uint256[11] memory g) internal view {
+        string[11] memory what = [
+            "sequenceBatches, 1 batch of 320 bytes",
+            "submitProofHash, opening a window, first bond locked in MinerDeposit",
+            "submitProofHash, opening a window, other bonds locked",
+            "submitProofHash, opening a window, pipelined (predecessor unverified)",
+            "submitProofHash, joining an open window",
+            "submitProofHash, opening a window again after a reset, same miner (commit slot reused)",
+            "verifyBatches, 1 batch, valid, first",
+            "verifyBatches, wrong proof hash (penalty)",
+            "claimReward",
+            "settleNoProof by a third party",
+            "MinerDeposit.claimRewards"
+        ];
+        log("Gas of single calls (whole transactions):");
+        log("| call | gas |");
+        log("|---|---|");
+        for (uint256 i; i < 11; ++i) {
+            log(string.concat("| ", what[i], " | ", vm.toString(g[i]), " |"));
+        }
     }
 
     function test_gasBenchmark_trapdoor() public {

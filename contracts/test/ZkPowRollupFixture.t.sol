@@ -74,7 +74,7 @@ abstract contract FixtureTests is RevealBench {
         rollup = ZkPowRollup(at);
         dep.registerRollup(at);
         vm.deal(address(this), 100 ether);
-        dep.fundRewards{value: 10 ether}();
+        dep.fundRewards{value: 10 ether}(address(rollup));
         vm.deal(miner, 10 ether);
         vm.prank(miner);
         dep.deposit{value: 2 ether}();
@@ -217,6 +217,7 @@ abstract contract FixtureTests is RevealBench {
         vm.prank(copier);
         assertFalse(rollup.verifyBatches(init, fin, newRoot, roots, proof), "copy rejected");
         assertEq(dep.depositOf(copier), 1.5 ether, "copier penalised");
+        assertEq(dep.lockedOf(copier), 0, "bond settled");
         assertEq(rollup.lastVerifiedBatch(), 0, "nothing verified");
     }
 

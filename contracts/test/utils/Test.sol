@@ -31,6 +31,7 @@ interface Vm {
     function snapshotState() external returns (uint256 snapshotId);
     function revertToState(uint256 snapshotId) external returns (bool success);
     function lastCallGas() external view returns (Gas memory gas);
+    function cool(address target) external;
 
     // expectations
     function expectRevert() external;
