@@ -53,7 +53,9 @@ async fn two_miners_are_rewarded_pro_rata_and_a_copier_is_punished() {
     bond(&anvil, r.dep.deposit, 4, ETHER).await;
     let chains = [MinerChain { name: "l1", rpc_url: anvil.endpoint(), anvil: &anvil }];
     let mut a = Miner::new(tmp.path(), "a", 2, &chains, &[&r], "");
-    let mut b = Miner::new(tmp.path(), "b", 3, &chains, &[&r], "");
+    // Only a settles other miners' expired commits: two settlers would race
+    // for the same one, and the loser's transaction would revert.
+    let mut b = Miner::new(tmp.path(), "b", 3, &chains, &[&r], "[sender]\nsettle_others_min_ratio = 0\n");
     for m in [&mut a, &mut b] {
         m.start_aggregator();
         m.start_prover();
@@ -71,6 +73,16 @@ async fn two_miners_are_rewarded_pro_rata_and_a_copier_is_punished() {
     })
     .await;
     c_rollup.submitProofHash(s1.0, s1.1, B256::repeat_byte(0x42)).send().await.unwrap().get_receipt().await.unwrap();
+    // A lazy miner commits junk to s2 and never reveals: its bond stays
+    // locked until someone settles it, and settling pays the settler.
+    let (lazy, l) = wallet(&anvil, 5);
+    bond(&anvil, r.dep.deposit, 5, ETHER).await;
+    let l_rollup = ZkPowRollup::new(r.dep.rollup, l);
+    wait_for("the second window to open", LIMIT, &[&a, &b], || async {
+        (on.rollup.windowStatus(s2.0).call().await.unwrap().phase == 2).then_some(())
+    })
+    .await;
+    l_rollup.submitProofHash(s2.0, s2.1, B256::repeat_byte(0x17)).send().await.unwrap().get_receipt().await.unwrap();
     wait_for("a's valid reveal", LIMIT, &[&a, &b], || async {
         on.commit_of(s1.0, a.address).await.valid.then_some(())
     })
@@ -94,9 +106,25 @@ async fn two_miners_are_rewarded_pro_rata_and_a_copier_is_punished() {
         let got = wait_for(&what, LIMIT, &[&a, &b], || async { outcome(m, "r1", s.0) }).await;
         assert_eq!(got, "rewarded", "{what}");
     }
+    // The lazy commit is settled by an honest miner, who books its share.
+    wait_for("the lazy commit settled", LIMIT, &[&a, &b], || async {
+        on.commit_of(s2.0, lazy).await.settled.then_some(())
+    })
+    .await;
+    assert_eq!(on.deposit_of(lazy).await, ETHER - PENALTY_NO_PROOF);
+    let share = PENALTY_NO_PROOF / 10;
+    let booked = |m: &Miner| -> u128 {
+        m.db().with_conn(|c| db::booked_total(c, "r1", db::BookedKind::SettlerShare)).unwrap()
+    };
+    let shares = wait_for("the settler share booked", LIMIT, &[&a, &b], || async {
+        let (x, y) = (booked(&a), booked(&b));
+        (x + y > 0).then_some((x, y))
+    })
+    .await;
+    assert_eq!(shares, (share, 0), "one settlement, booked by its settler");
     // Pro rata to deposit (3:1), for both sequences; nobody honest punished.
-    assert_eq!(on.rewards(a.address).await, 2 * REWARD * 3 / 4);
-    assert_eq!(on.rewards(b.address).await, 2 * REWARD / 4);
+    assert_eq!(on.rewards(a.address).await, 2 * REWARD * 3 / 4 + shares.0);
+    assert_eq!(on.rewards(b.address).await, 2 * REWARD / 4 + shares.1);
     assert_eq!(on.deposit_of(a.address).await, 3 * ETHER);
     assert_eq!(on.deposit_of(b.address).await, ETHER);
     assert_eq!(on.rewards(copier).await, 0);
@@ -160,6 +188,18 @@ async fn a_miner_survives_kills_a_frozen_window_and_an_rpc_outage() {
         (on.rollup.windowStatus(s2.0).call().await.unwrap().phase == 4).then_some(())
     })
     .await;
+    // A third party settles the expired commit while the miner is frozen:
+    // the miner learns of its penalty from the chain's logs only.
+    let (_, settler) = wallet(&anvil, 0);
+    let receipt = ZkPowRollup::new(r.dep.rollup, settler)
+        .settleNoProof(s2.0, me)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status(), "anyone can settle an expired commit");
     m.agg.as_ref().unwrap().cont();
     wait_for("s2 verified in its second window", LIMIT, &[&m], committed(s2.0, 2)).await;
     wait_for("reveal of s2", LIMIT, &[&m], valid(s2.0)).await;
@@ -190,11 +230,12 @@ async fn a_miner_survives_kills_a_frozen_window_and_an_rpc_outage() {
         assert_eq!(got, "rewarded", "sequence {}", s.0);
     }
     assert_eq!(on.rewards(me).await, 4 * REWARD);
-    // The only penalty: the commit to s2's first window that was never revealed.
+    // The only penalty: the commit to s2's first window that was never
+    // revealed, settled by someone else.
     assert_eq!(on.deposit_of(me).await, 2 * ETHER - PENALTY_NO_PROOF);
     let penalties: u128 =
         m.db().with_conn(|c| db::list_submissions(c, &[], None)).unwrap().iter().map(|s| s.penalty_wei).sum();
-    assert_eq!(penalties, PENALTY_NO_PROOF, "the daemon booked the penalty it received");
+    assert_eq!(penalties, PENALTY_NO_PROOF, "the daemon booked the penalty another account imposed");
     assert_eq!(on.rollup.stateRoot().call().await.unwrap(), root_to_b256(&r.state.root()));
     assert_clean_outbox(&m, &on, 31337).await;
 }
