@@ -78,7 +78,7 @@ pub struct DeployArgs {
     /// Unbonding delay of a new deposit contract, blocks.
     #[arg(long, value_name = "BLOCKS", default_value_t = 100)]
     pub unbonding_blocks: u64,
-    /// Send this much to the deposit contract's reward pool, wei.
+    /// Fund the new rollup's reward budget in the deposit contract with this much, wei.
     #[arg(long, value_name = "WEI", default_value_t = 0)]
     pub fund_rewards: u128,
     /// Also write the configuration snippet to this file.
