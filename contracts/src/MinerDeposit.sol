@@ -54,8 +54,6 @@ contract MinerDeposit is IMinerDeposit, Owned {
 
     /// @notice Sum of active and pending deposits.
     uint256 public totalStaked;
-    /// @notice Sum of all locked bonds.
-    uint256 public totalLocked;
     /// @notice Sum of the rollups' free budgets.
     uint256 public totalBudget;
     /// @notice Sum of the rollups' reserves.
@@ -217,7 +215,6 @@ contract MinerDeposit is IMinerDeposit, Owned {
         if (bond > active - locked) revert InsufficientFreeDeposit(active - locked, bond);
         // bond <= active - locked < 2^128: the cast and the sum cannot overflow.
         acc.locked = uint128(locked + bond);
-        totalLocked += bond;
     }
 
     /// @inheritdoc IMinerDeposit
@@ -225,7 +222,6 @@ contract MinerDeposit is IMinerDeposit, Owned {
         Account storage acc = accounts[miner];
         if (bond > acc.locked) revert LockUnderflow(acc.locked, bond);
         acc.locked -= uint128(bond);
-        totalLocked -= bond;
     }
 
     /// @inheritdoc IMinerDeposit
@@ -240,7 +236,6 @@ contract MinerDeposit is IMinerDeposit, Owned {
         // locked <= active, so the penalty (<= bond <= locked) is always there.
         acc.locked -= uint128(bond);
         acc.active -= uint128(penalty);
-        totalLocked -= bond;
         totalStaked -= penalty;
         totalSlashed += penalty;
         if (settlerShare != 0) {

@@ -262,7 +262,8 @@ contract MinerDepositTest is Test {
         assertEq(_lock(rollup, miner, 0.5 ether, 1 ether), 2 ether, "returns the active deposit");
         assertEq(dep.lockedOf(miner), 0.5 ether, "locked");
         assertEq(dep.freeDepositOf(miner), 1.5 ether, "free");
-        assertEq(dep.totalLocked(), 0.5 ether, "total");
+        assertEq(dep.depositOf(miner), 2 ether, "a lock takes nothing");
+        assertEq(dep.lockedOf(settler), 0, "only the miner's account is locked");
         assertEq(_lock(rollup2, miner, 1.5 ether, 2 ether), 2 ether, "locks of two rollups add up");
         assertEq(dep.lockedOf(miner), 2 ether, "all locked");
         vm.prank(rollup);
@@ -287,7 +288,7 @@ contract MinerDepositTest is Test {
         vm.prank(rollup);
         dep.unlock(miner, 0.6 ether);
         assertEq(dep.lockedOf(miner), 0, "released");
-        assertEq(dep.totalLocked(), 0, "total");
+        assertEq(dep.freeDepositOf(miner), 2 ether, "all free again");
         assertEq(dep.depositOf(miner), 2 ether, "nothing taken");
     }
 

@@ -13,13 +13,14 @@ contract ZkPowRollupBondsTest is RollupTestBase {
 
     function test_bond_lockedAtCommit() public {
         (uint64 init, uint64 fin) = _post(1);
-        assertEq(dep.totalLocked(), 0, "nothing locked");
+        assertEq(dep.lockedOf(alice), 0, "alice: nothing locked");
+        assertEq(dep.lockedOf(bob), 0, "bob: nothing locked");
         _commit(alice, init, fin, hex"01");
         _commit(bob, init, fin, hex"02");
         assertEq(dep.lockedOf(alice), BOND, "alice");
         assertEq(dep.lockedOf(bob), BOND, "bob");
         assertEq(dep.freeDepositOf(bob), 6 ether - BOND, "bob free");
-        assertEq(dep.totalLocked(), 2 * uint256(BOND), "total");
+        assertEq(dep.lockedOf(carol), 0, "a miner who did not commit locks nothing");
         assertEq(dep.depositOf(bob), 6 ether, "a lock takes nothing");
         _checkBooks();
     }
@@ -32,7 +33,7 @@ contract ZkPowRollupBondsTest is RollupTestBase {
         assertTrue(_reveal(alice, init, fin, p), "valid");
         assertEq(dep.lockedOf(alice), 0, "released");
         assertEq(dep.depositOf(alice), 2 ether, "nothing taken");
-        assertEq(dep.totalLocked(), 0, "total");
+        assertEq(dep.freeDepositOf(alice), 2 ether, "all free again");
         assertEq(dep.totalSlashed(), 0, "no slash");
     }
 
@@ -409,7 +410,9 @@ contract ZkPowRollupBondsTest is RollupTestBase {
         assertEq(dep.rewardsOf(dave), uint256(PENALTY_NO_PROOF) / 10, "settler share");
         vm.prank(alice);
         assertEq(rollup.claimReward(s1), REWARD, "reward reserved before retirement paid");
-        assertEq(dep.totalLocked(), 0, "nothing locked");
+        assertEq(dep.lockedOf(alice), 0, "alice: nothing locked");
+        assertEq(dep.lockedOf(bob), 0, "bob: nothing locked");
+        assertEq(dep.lockedOf(carol), 0, "carol: nothing locked");
         _checkBooks();
 
         // a retired rollup cannot be registered again, nor retired twice

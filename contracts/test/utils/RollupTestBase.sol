@@ -291,7 +291,13 @@ abstract contract RollupTestBase is Test {
             address(dep).balance + dep.totalWithdrawn() + dep.totalRewardsPaid(),
             "funds conserved"
         );
-        assertLe(dep.totalLocked(), dep.totalStaked(), "locked <= staked");
+        address[4] memory ms = [alice, bob, carol, dave];
+        uint256 locked;
+        for (uint256 i; i < ms.length; ++i) {
+            assertLe(dep.lockedOf(ms[i]), dep.depositOf(ms[i]), "locked <= active");
+            locked += dep.lockedOf(ms[i]);
+        }
+        assertLe(locked, dep.totalStaked(), "locked <= staked");
     }
 
     function _budget(ZkPowRollup r) internal view returns (uint256 free, uint256 reserved) {
