@@ -6,7 +6,7 @@ export ZKPOW_TEST_PARAMS_DIR ?= $(CURDIR)/target/zkpow-params
 include mk/evm.mk
 include mk/dashboards.mk
 
-.PHONY: services all build test test-rust run bench bench-prove fmt lint clean fixtures setup-test-keys
+.PHONY: services all build test test-rust run bench bench-prove bench-throughput fmt lint clean fixtures setup-test-keys
 
 all: build
 
@@ -36,11 +36,22 @@ DEVNET_ARGS ?=
 run: tools
 	$(CARGO) run --release -- devnet $(DEVNET_ARGS)
 
-## Proving/verification benchmark (docs/BENCHMARKS.md) and the gas table.
-bench: bench-prove forge-gas
+## Proving/verification benchmark, the gas table and the on-chain
+## throughput benchmark (docs/BENCHMARKS.md).
+bench: bench-prove forge-gas bench-throughput
 
 bench-prove:
 	$(CARGO) bench --bench prove
+
+## On-chain throughput: the pipelined sender against the one-window rule,
+## two networks side by side (about 42 minutes; tables in
+## target/bench-throughput.md). Options, e.g.:
+## make bench-throughput BENCH_THROUGHPUT_ARGS="--smoke"   (about two minutes)
+## make bench-throughput BENCH_THROUGHPUT_ARGS="--minutes 2 --rates 10,3"
+BENCH_THROUGHPUT_ARGS ?=
+bench-throughput: tools
+	$(CARGO) build --release --bin zkpow
+	ANVIL=$(ANVIL) $(CARGO) bench --bench throughput -- $(BENCH_THROUGHPUT_ARGS)
 
 ## Regenerates the real-proof fixture the forge tests read.
 fixtures:

@@ -47,16 +47,16 @@ use crate::circuit::sample::genesis_accounts;
 use crate::circuit::{Account, Shape, StateTree};
 use crate::prover::encoding::vk_to_bytes;
 
-const ETHER: u128 = 1_000_000_000_000_000_000;
+pub const ETHER: u128 = 1_000_000_000_000_000_000;
 
 /// Accounts with a balance at genesis; the simulator moves funds among them.
-const GENESIS_ACCOUNTS: u64 = 8;
-const GENESIS_BALANCE: u64 = 1_000_000;
+pub const GENESIS_ACCOUNTS: u64 = 8;
+pub const GENESIS_BALANCE: u64 = 1_000_000;
 /// Funds for rewards, per chain.
 const REWARD_FUNDS: u128 = 100 * ETHER;
 /// Anvil account that deploys and owns the contracts, and the sequencer's.
-const OWNER_ACCOUNT: usize = 0;
-const SEQUENCER_ACCOUNT: usize = 1;
+pub const OWNER_ACCOUNT: usize = 0;
+pub const SEQUENCER_ACCOUNT: usize = 1;
 
 struct ChainDef {
     name: &'static str,
@@ -197,7 +197,7 @@ pub async fn run(args: DevnetArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         ensure_port_free(api_port(i)?, &format!("the aggregator of {}", m.name))?;
     }
 
-    let vks = load_keys(&keys_dir).await?;
+    let vks = load_keys(&keys_dir, &ROLLUPS.map(|r| r.shape)).await?;
 
     let mut chains: Vec<Chain> = Vec::with_capacity(CHAINS.len());
     for (i, c) in CHAINS.iter().enumerate() {
@@ -233,7 +233,26 @@ pub async fn run(args: DevnetArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
 
     let mut miners = Vec::with_capacity(MINERS.len());
     for (i, def) in MINERS.iter().enumerate() {
-        let config = write_miner_config(&data_dir, &keys_dir, def, api_port(i)?, &chains, &manifest, &args)?;
+        let config = write_miner_config(&MinerSetup {
+            dir: data_dir.join(def.name),
+            keys_dir: &keys_dir,
+            account: def.account,
+            api_port: api_port(i)?,
+            block_time: args.block_time,
+            chains: &chains,
+            rollups: manifest
+                .rollups
+                .iter()
+                .map(|r| MinerRollup {
+                    name: r.name.clone(),
+                    chain: r.chain.clone(),
+                    address: r.rollup,
+                    shape: r.shape,
+                    genesis_file: genesis_path(&data_dir, &r.name),
+                })
+                .collect(),
+            extra_toml: String::new(),
+        })?;
         miners.push(Miner {
             def,
             address: dev_signer(def.account)?.address(),
@@ -244,19 +263,9 @@ pub async fn run(args: DevnetArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     }
     let exe = std::env::current_exe().context("locating the zkpow executable")?;
     for m in &mut miners {
-        let mut cmd = Command::new(&exe);
-        cmd.arg("--config").arg(&m.config).arg("aggregator");
-        m.aggregator = Some(ChildProc::spawn(
-            &format!("{} aggregator", m.def.name),
-            cmd,
-            &logs.join(format!("{}-aggregator.log", m.def.name)),
-        )?);
-        for p in 0..args.provers {
-            let name = format!("{}-prover{p}", m.def.name);
-            let mut cmd = Command::new(&exe);
-            cmd.arg("--config").arg(&m.config).arg("prover").env("ZKPOW_PROVER__NAME", &name);
-            m.provers.push(ChildProc::spawn(&name, cmd, &logs.join(format!("{name}.log")))?);
-        }
+        let (aggregator, provers) = spawn_miner(&exe, &m.config, m.def.name, args.provers, &logs)?;
+        m.aggregator = Some(aggregator);
+        m.provers = provers;
         tracing::info!(miner = m.def.name, address = %m.address, provers = args.provers, "miner started");
     }
 
@@ -427,12 +436,12 @@ fn wipe(data_dir: &Path, keys_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The EIP-2537 verifying key of every rollup's shape, generating
-/// parameters the first time (a single-party setup: development only).
-async fn load_keys(dir: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
-    let mut out = Vec::with_capacity(ROLLUPS.len());
-    for r in &ROLLUPS {
-        let (dir, shape) = (dir.to_path_buf(), r.shape);
+/// The EIP-2537 verifying key of each shape, generating parameters the
+/// first time (a single-party setup: development only).
+pub async fn load_keys(dir: &Path, shapes: &[Shape]) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut out = Vec::with_capacity(shapes.len());
+    for &shape in shapes {
+        let dir = dir.to_path_buf();
         if !crate::circuit::keys::params_path(&dir, shape).exists() {
             println!("generating Groth16 parameters for shape {shape} in {} (once; takes a while)", dir.display());
         }
@@ -442,13 +451,14 @@ async fn load_keys(dir: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
         })
         .await
         .context("the key loading task failed")?
-        .with_context(|| format!("keys for shape {}", r.shape))?;
+        .with_context(|| format!("keys for shape {shape}"))?;
         out.push(vk);
     }
     Ok(out)
 }
 
-fn genesis_path(data_dir: &Path, rollup: &str) -> PathBuf {
+/// Where a rollup's genesis accounts are kept in the data directory.
+pub fn genesis_path(data_dir: &Path, rollup: &str) -> PathBuf {
     data_dir.join(format!("genesis-{rollup}.json"))
 }
 
@@ -518,43 +528,68 @@ async fn check_resumable(m: &Manifest, chains: &[Chain]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A rollup as a miner's configuration names it.
+pub struct MinerRollup {
+    pub name: String,
+    /// The name of its chain among [`MinerSetup::chains`].
+    pub chain: String,
+    pub address: Address,
+    pub shape: Shape,
+    pub genesis_file: PathBuf,
+}
+
+/// What a miner's directory holds: its key (an anvil development account,
+/// the same on every chain), prover token, database and configuration.
+pub struct MinerSetup<'a> {
+    pub dir: PathBuf,
+    pub keys_dir: &'a Path,
+    /// Index into [`anvil::DEV_KEYS`].
+    pub account: usize,
+    pub api_port: u16,
+    /// Seconds between blocks: sets how often the aggregator polls.
+    pub block_time: f64,
+    pub chains: &'a [Chain],
+    pub rollups: Vec<MinerRollup>,
+    /// Further TOML sections (e.g. `[sender]`), appended as given.
+    pub extra_toml: String,
+}
+
 /// Writes a miner's directory: key, prover token (kept across runs),
-/// configuration (rewritten: ports may change).
-fn write_miner_config(
-    data_dir: &Path,
-    keys_dir: &Path,
-    def: &MinerDef,
-    port: u16,
-    chains: &[Chain],
-    manifest: &Manifest,
-    args: &DevnetArgs,
-) -> anyhow::Result<PathBuf> {
-    let dir = data_dir.join(def.name);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+/// configuration (rewritten: ports may change). Returns the configuration's path.
+pub fn write_miner_config(m: &MinerSetup) -> anyhow::Result<PathBuf> {
+    let dir = &m.dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let key_file = dir.join("miner.key");
-    write_private(&key_file, &format!("{}\n", anvil::DEV_KEYS[def.account]))?;
+    write_private(&key_file, &format!("{}\n", anvil::DEV_KEYS.get(m.account).context("no such development account")?))?;
     let token_file = dir.join("prover.token");
     if !token_file.exists() {
         let token: [u8; 32] = rand::random();
         write_private(&token_file, &format!("{}\n", hex::encode(token)))?;
     }
     let toml_str = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
-    let shapes: Vec<String> = ROLLUPS.iter().map(|r| format!("\"{}\"", r.shape)).collect();
-    let poll_ms = ((args.block_time * 500.0) as u64).clamp(100, 2_000);
+    let mut shapes: Vec<String> = Vec::new();
+    for r in &m.rollups {
+        let s = format!("\"{}\"", r.shape);
+        if !shapes.contains(&s) {
+            shapes.push(s);
+        }
+    }
+    let poll_ms = ((m.block_time * 500.0) as u64).clamp(100, 2_000);
+    let port = m.api_port;
     let mut text = format!(
-        "# Written by `zkpow devnet` on every start.\n\n\
+        "# Written by `zkpow devnet` (or the throughput benchmark) on every start.\n\n\
          [node]\ndata_dir = {dir}\n\n\
          [keys]\ndir = {keys}\nshapes = [{shapes}]\n\n\
          [aggregator]\ndatabase_url = {db}\nlisten = \"127.0.0.1:{port}\"\nprover_token_file = {token}\n\
          poll_interval_ms = {poll_ms}\nlease_ms = 15000\nclaim_poll_ms = 1000\n\n\
          [prover]\naggregator_url = \"http://127.0.0.1:{port}\"\ntoken_file = {token}\n",
-        dir = toml_str(&dir),
-        keys = toml_str(keys_dir),
+        dir = toml_str(dir),
+        keys = toml_str(m.keys_dir),
         shapes = shapes.join(", "),
         db = toml::Value::String(format!("sqlite://{}", dir.join("zkpow.db").display())),
         token = toml_str(&token_file),
     );
-    for c in chains {
+    for c in m.chains {
         // anvil never reorganises: no confirmations needed.
         text += &format!(
             "\n[[chains]]\nname = \"{}\"\nrpc_url = \"{}\"\nchain_id = {}\nconfirmations = 0\nkey_file = {}\n",
@@ -564,19 +599,47 @@ fn write_miner_config(
             toml_str(&key_file)
         );
     }
-    for r in &manifest.rollups {
+    for r in &m.rollups {
         text += &format!(
             "\n[[rollups]]\nname = \"{}\"\nchain = \"{}\"\naddress = \"{}\"\nshape = \"{}\"\ngenesis_file = {}\n",
             r.name,
             r.chain,
-            r.rollup,
+            r.address,
             r.shape,
-            toml_str(&genesis_path(data_dir, &r.name))
+            toml_str(&r.genesis_file)
         );
+    }
+    if !m.extra_toml.is_empty() {
+        text += "\n";
+        text += &m.extra_toml;
     }
     let path = dir.join("config.toml");
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
+}
+
+/// Starts a miner's `zkpow aggregator` and `provers` × `zkpow prover` from
+/// `exe` with the configuration at `config`, logging to `logs/NAME-*.log`.
+/// Call it from the thread that lives as long as the miner (see [`ChildProc::spawn`]).
+pub fn spawn_miner(
+    exe: &Path,
+    config: &Path,
+    name: &str,
+    provers: usize,
+    logs: &Path,
+) -> anyhow::Result<(ChildProc, Vec<ChildProc>)> {
+    let mut cmd = Command::new(exe);
+    cmd.arg("--config").arg(config).arg("aggregator");
+    let aggregator =
+        ChildProc::spawn(&format!("{name} aggregator"), cmd, &logs.join(format!("{name}-aggregator.log")))?;
+    let mut out = Vec::with_capacity(provers);
+    for p in 0..provers {
+        let prover = format!("{name}-prover{p}");
+        let mut cmd = Command::new(exe);
+        cmd.arg("--config").arg(config).arg("prover").env("ZKPOW_PROVER__NAME", &prover);
+        out.push(ChildProc::spawn(&prover, cmd, &logs.join(format!("{prover}.log")))?);
+    }
+    Ok((aggregator, out))
 }
 
 /// Writes a secret readable by the owner only.
