@@ -306,7 +306,9 @@ async fn start_network(
     params.t2 = T2;
     let dep = deploy_as(provider.clone(), owner, &params, None).await.with_context(|| format!("{name}: deploying"))?;
     // One rollup per deposit contract: its whole reward pool is this rollup's.
-    fund_rewards(provider.clone(), dep.deposit, dep.rollup, REWARD_FUNDS).await.with_context(|| format!("{name}: funding"))?;
+    fund_rewards(provider.clone(), dep.deposit, dep.rollup, REWARD_FUNDS)
+        .await
+        .with_context(|| format!("{name}: funding"))?;
     let (_, miner_wallet) = chain.wallet(MINER_ACCOUNT)?;
     let receipt = MinerDeposit::new(dep.deposit, miner_wallet)
         .deposit()
@@ -710,7 +712,6 @@ async fn run(args: Args, data_dir: &Path, target_dir: &Path) -> anyhow::Result<(
     let load_start = loadavg();
     let mut shutdown = shutdown_signal()?;
 
-    let exe = Path::new(env!("CARGO_BIN_EXE_zkpow"));
     let keys_dir = test_params_dir();
     eprintln!("throughput benchmark: {}; data and logs in {}", plan.describe(), data_dir.display());
 
