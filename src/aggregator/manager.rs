@@ -29,9 +29,7 @@ use crate::chain::bindings::ZkPowRollup;
 use crate::chain::txmanager::{TxError, TxEvent, TxManager, TxRequest};
 use crate::chain::{proof_hash, root_to_b256};
 use crate::config::SenderConfig;
-use crate::db::{
-    self, BookedEvent, BookedKind, Db, SequenceState, Submission, SubmissionStatus, TxPurpose, TxStatus,
-};
+use crate::db::{self, BookedEvent, BookedKind, Db, SequenceState, Submission, SubmissionStatus, TxPurpose, TxStatus};
 use crate::metrics::{self, SequenceStage};
 
 /// Longest wait between retries when the node or the database fails: short
@@ -563,7 +561,8 @@ impl ChainSender {
         if self.cfg.settle_others_min_ratio == 0 {
             return Ok(());
         }
-        let candidates: Vec<_> = self.scan.lock().await.candidates.iter().take(SETTLE_CHECKS_PER_PASS).cloned().collect();
+        let candidates: Vec<_> =
+            self.scan.lock().await.candidates.iter().take(SETTLE_CHECKS_PER_PASS).cloned().collect();
         if candidates.is_empty() {
             return Ok(());
         }
@@ -598,7 +597,9 @@ impl ChainSender {
                 init_batch: *init,
                 window_id: c.windowId,
                 to: r.address,
-                calldata: Bytes::from(ZkPowRollup::settleNoProofCall { initNumBatch: *init, miner: *miner }.abi_encode()),
+                calldata: Bytes::from(
+                    ZkPowRollup::settleNoProofCall { initNumBatch: *init, miner: *miner }.abi_encode(),
+                ),
             };
             match self.tm.submit(req).await {
                 Ok(tx) => tracing::info!(

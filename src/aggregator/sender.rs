@@ -207,9 +207,7 @@ pub fn decide(v: &ChainView, local: &LocalView, cfg: &SenderConfig) -> Action {
                 Action::Wait("too late in T1 to commit; next window if unverified")
             }
         }
-        Phase::Reveal | Phase::AwaitingPredecessor => {
-            Action::Wait("another miner's window is past its commit phase")
-        }
+        Phase::Reveal | Phase::AwaitingPredecessor => Action::Wait("another miner's window is past its commit phase"),
         Phase::None => Action::Wait("the sequence is not on chain"),
     }
 }

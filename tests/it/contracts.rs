@@ -47,7 +47,15 @@ impl Net {
         let params = RollupParams::dev(vk, seq_addr, root_to_b256(&state.root()), shape.batch_bytes() as u64);
         let dep = deploy(owner.clone(), &params, None).await.expect("deploy");
         let deposit = MinerDeposit::new(dep.deposit, owner.clone());
-        deposit.fundRewards(dep.rollup).value(U256::from(10 * ETHER)).send().await.unwrap().get_receipt().await.unwrap();
+        deposit
+            .fundRewards(dep.rollup)
+            .value(U256::from(10 * ETHER))
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
         // Miners 0 and 1 deposit 3 and 1 ether: rewards split 3:1.
         for (i, amount) in [(0usize, 3 * ETHER), (1, ETHER), (2, ETHER)] {
             MinerDeposit::new(dep.deposit, miners[i].1.clone())

@@ -113,9 +113,8 @@ async fn two_miners_are_rewarded_pro_rata_and_a_copier_is_punished() {
     .await;
     assert_eq!(on.deposit_of(lazy).await, ETHER - PENALTY_NO_PROOF);
     let share = PENALTY_NO_PROOF / 10;
-    let booked = |m: &Miner| -> u128 {
-        m.db().with_conn(|c| db::booked_total(c, "r1", db::BookedKind::SettlerShare)).unwrap()
-    };
+    let booked =
+        |m: &Miner| -> u128 { m.db().with_conn(|c| db::booked_total(c, "r1", db::BookedKind::SettlerShare)).unwrap() };
     let shares = wait_for("the settler share booked", LIMIT, &[&a, &b], || async {
         let (x, y) = (booked(&a), booked(&b));
         (x + y > 0).then_some((x, y))

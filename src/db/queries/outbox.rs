@@ -207,11 +207,8 @@ pub fn book_event(conn: &mut AnyConnection, ev: &BookedEvent, now: Millis) -> Re
     let chain_id = to_db(ev.chain_id, "chain id")?;
     let log_index = to_db(ev.log_index, "log index")?;
     transaction(conn, |conn| {
-        let seen: Option<i64> = be::table
-            .find((chain_id, ev.tx_hash.to_vec(), log_index))
-            .select(be::log_index)
-            .first(conn)
-            .optional()?;
+        let seen: Option<i64> =
+            be::table.find((chain_id, ev.tx_hash.to_vec(), log_index)).select(be::log_index).first(conn).optional()?;
         if seen.is_some() {
             return Ok(false);
         }
