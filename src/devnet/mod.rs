@@ -314,6 +314,9 @@ pub async fn run(args: DevnetArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     let mut monitor = Monitor::new(chain_views, rollup_views, miner_views);
     let status_path = data_dir.join("status.json");
     println!("devnet running in {} (logs in {}); Ctrl-C stops it", data_dir.display(), logs.display());
+    for m in &miners {
+        println!("  {}: zkpow status --config {}", m.def.name, m.config.display());
+    }
     let first_block = chains[0].reader()?.get_block_number().await.context("reading the block number")?;
 
     let result = watch_loop(&args, &mut monitor, &mut miners, &status_path, first_block, shutdown).await;
@@ -566,6 +569,13 @@ pub fn write_miner_config(m: &MinerSetup) -> anyhow::Result<PathBuf> {
         let token: [u8; 32] = rand::random();
         write_private(&token_file, &format!("{}\n", hex::encode(token)))?;
     }
+    // The control API's admin token, so that `zkpow status --config
+    // DIR/config.toml` works against the running miner out of the box.
+    let admin_file = dir.join("admin.token");
+    if !admin_file.exists() {
+        let token: [u8; 32] = rand::random();
+        write_private(&admin_file, &format!("{}\n", hex::encode(token)))?;
+    }
     let toml_str = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
     let mut shapes: Vec<String> = Vec::new();
     for r in &m.rollups {
@@ -582,7 +592,9 @@ pub fn write_miner_config(m: &MinerSetup) -> anyhow::Result<PathBuf> {
          [keys]\ndir = {keys}\nshapes = [{shapes}]\n\n\
          [aggregator]\ndatabase_url = {db}\nlisten = \"127.0.0.1:{port}\"\nprover_token_file = {token}\n\
          poll_interval_ms = {poll_ms}\nlease_ms = 15000\nclaim_poll_ms = 1000\n\n\
-         [prover]\naggregator_url = \"http://127.0.0.1:{port}\"\ntoken_file = {token}\n",
+         [prover]\naggregator_url = \"http://127.0.0.1:{port}\"\ntoken_file = {token}\n\n\
+         [api]\nadmin_token_file = {admin}\n",
+        admin = toml_str(&admin_file),
         dir = toml_str(dir),
         keys = toml_str(m.keys_dir),
         shapes = shapes.join(", "),

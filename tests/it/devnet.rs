@@ -134,6 +134,18 @@ async fn devnet_verifies_on_both_chains_rewards_both_miners_and_resumes() {
         eprintln!("{}: first verified {:?}s after start", r.name, r.first_verified_secs);
     }
 
+    // `zkpow status` works against a running miner out of the box: the
+    // devnet configures an admin token and prints the command.
+    let out = std::fs::read_to_string(dir.join("stdout1.log")).unwrap();
+    let miner1_config = dir.join("data/miner1/config.toml");
+    assert!(out.contains(&format!("miner1: zkpow status --config {}", miner1_config.display())), "{out}");
+    let st = Command::new(BIN).arg("status").arg("--config").arg(&miner1_config).env_remove("ZKPOW_CONFIG").output().unwrap();
+    let text = String::from_utf8_lossy(&st.stdout);
+    assert!(st.status.success(), "zkpow status failed: {}\n{text}", String::from_utf8_lossy(&st.stderr));
+    for want in ["zkpow aggregator", "rollup-a", "rollup-b", "provers:", "sender:"] {
+        assert!(text.contains(want), "status output lacks {want:?}:\n{text}");
+    }
+
     // Check the chains directly while they run: the verified root is what
     // the native executor computes from the posted calldata, nobody was
     // punished.
