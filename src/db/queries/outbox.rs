@@ -186,6 +186,16 @@ pub enum BookedKind {
     SettlerShare,
 }
 
+impl BookedKind {
+    /// The `booked_events.kind` value.
+    fn as_str(self) -> &'static str {
+        match self {
+            BookedKind::Penalty => "penalty",
+            BookedKind::SettlerShare => "settler_share",
+        }
+    }
+}
+
 /// One log of the chain that moved our money.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BookedEvent {
@@ -212,10 +222,6 @@ pub fn book_event(conn: &mut AnyConnection, ev: &BookedEvent, now: Millis) -> Re
         if seen.is_some() {
             return Ok(false);
         }
-        let kind = match ev.kind {
-            BookedKind::Penalty => "penalty",
-            BookedKind::SettlerShare => "settler_share",
-        };
         diesel::insert_into(be::table)
             .values((
                 be::chain_id.eq(chain_id),
@@ -223,7 +229,7 @@ pub fn book_event(conn: &mut AnyConnection, ev: &BookedEvent, now: Millis) -> Re
                 be::log_index.eq(log_index),
                 be::rollup.eq(&ev.rollup),
                 be::init_batch.eq(to_db(ev.init_batch, "init batch")?),
-                be::kind.eq(kind),
+                be::kind.eq(ev.kind.as_str()),
                 be::amount_wei.eq(ev.amount_wei.to_string()),
                 be::block.eq(to_db(ev.block, "block")?),
                 be::created_at.eq(now),
@@ -244,11 +250,7 @@ pub fn book_event(conn: &mut AnyConnection, ev: &BookedEvent, now: Millis) -> Re
 /// Sum of the booked amounts of one kind on a rollup (all time).
 pub fn booked_total(conn: &mut AnyConnection, rollup: &str, kind: BookedKind) -> Result<u128, DbError> {
     use crate::db::schema::booked_events as be;
-    let kind = match kind {
-        BookedKind::Penalty => "penalty",
-        BookedKind::SettlerShare => "settler_share",
-    };
     let amounts: Vec<String> =
-        be::table.filter(be::rollup.eq(rollup)).filter(be::kind.eq(kind)).select(be::amount_wei).load(conn)?;
+        be::table.filter(be::rollup.eq(rollup)).filter(be::kind.eq(kind.as_str())).select(be::amount_wei).load(conn)?;
     amounts.iter().try_fold(0u128, |acc, a| Ok(acc.saturating_add(crate::db::models::wei_from_db(a, "booked amount")?)))
 }
