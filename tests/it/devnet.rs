@@ -139,7 +139,13 @@ async fn devnet_verifies_on_both_chains_rewards_both_miners_and_resumes() {
     let out = std::fs::read_to_string(dir.join("stdout1.log")).unwrap();
     let miner1_config = dir.join("data/miner1/config.toml");
     assert!(out.contains(&format!("miner1: zkpow status --config {}", miner1_config.display())), "{out}");
-    let st = Command::new(BIN).arg("status").arg("--config").arg(&miner1_config).env_remove("ZKPOW_CONFIG").output().unwrap();
+    let st = Command::new(BIN)
+        .arg("status")
+        .arg("--config")
+        .arg(&miner1_config)
+        .env_remove("ZKPOW_CONFIG")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&st.stdout);
     assert!(st.status.success(), "zkpow status failed: {}\n{text}", String::from_utf8_lossy(&st.stderr));
     for want in ["zkpow aggregator", "rollup-a", "rollup-b", "provers:", "sender:"] {
