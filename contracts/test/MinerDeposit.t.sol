@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
-import {Test} from "./utils/Test.sol";
+import {DepositBooks} from "./utils/DepositBooks.sol";
 import {MinerDeposit} from "../src/MinerDeposit.sol";
 import {Owned} from "../src/utils/Owned.sol";
 
@@ -24,7 +24,7 @@ contract RejectsEther {
 }
 
 /// MinerDeposit on its own, driven by plain addresses registered as rollups.
-contract MinerDepositTest is Test {
+contract MinerDepositTest is DepositBooks {
     MinerDeposit internal dep;
     address internal rollup = address(0x7011);
     address internal rollup2 = address(0x7022);
@@ -52,22 +52,7 @@ contract MinerDepositTest is Test {
     }
 
     function _checkBooks() internal view {
-        assertEq(
-            address(dep).balance,
-            dep.totalStaked() + dep.totalBudget() + dep.totalReserved() + dep.totalClaimable(),
-            "balance = staked + budget + reserved + claimable"
-        );
-        assertEq(dep.totalDeposited(), dep.totalStaked() + dep.totalWithdrawn() + dep.totalSlashed(), "deposits add up");
-        assertEq(
-            dep.totalFunded() + dep.totalSlashed(),
-            dep.totalBudget() + dep.totalReserved() + dep.totalClaimable() + dep.totalRewardsPaid(),
-            "rewards add up"
-        );
-        assertEq(
-            dep.totalDeposited() + dep.totalFunded(),
-            address(dep).balance + dep.totalWithdrawn() + dep.totalRewardsPaid(),
-            "funds conserved"
-        );
+        _checkDepositIdentities(dep);
         (uint256 f1, uint256 r1) = dep.budgetOf(rollup);
         (uint256 f2, uint256 r2) = dep.budgetOf(rollup2);
         assertEq(f1 + f2, dep.totalBudget(), "sum of budgets");

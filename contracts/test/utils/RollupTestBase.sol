@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
-import {Test} from "./Test.sol";
+import {DepositBooks} from "./DepositBooks.sol";
 import {StubVerifierForRuleTests} from "./StubVerifierForRuleTests.sol";
 import {MinerDeposit} from "../../src/MinerDeposit.sol";
 import {ZkPowRollup} from "../../src/ZkPowRollup.sol";
@@ -14,7 +14,7 @@ import {IGroth16BatchVerifier} from "../../src/interfaces/IGroth16BatchVerifier.
 /// State roots are deterministic: the root after batch b is `_root(b)` (GENESIS after batch 0), so
 /// a proof of any posted sequence can be built before its predecessor is verified, as a pipelined
 /// miner does.
-abstract contract RollupTestBase is Test {
+abstract contract RollupTestBase is DepositBooks {
     uint256 internal constant R = 0x73eda753299d7d483339d80809a1d80553bda402fffe5bfeffffffff00000001;
     uint256 internal constant BATCH_SIZE = 40; // K = 2 transfers of 20 bytes
     uint64 internal constant UNBONDING = 100;
@@ -275,22 +275,7 @@ abstract contract RollupTestBase is Test {
 
     /// The identities documented in MinerDeposit.
     function _checkBooks() internal view {
-        assertEq(
-            address(dep).balance,
-            dep.totalStaked() + dep.totalBudget() + dep.totalReserved() + dep.totalClaimable(),
-            "balance = staked + budget + reserved + claimable"
-        );
-        assertEq(dep.totalDeposited(), dep.totalStaked() + dep.totalWithdrawn() + dep.totalSlashed(), "deposits add up");
-        assertEq(
-            dep.totalFunded() + dep.totalSlashed(),
-            dep.totalBudget() + dep.totalReserved() + dep.totalClaimable() + dep.totalRewardsPaid(),
-            "rewards add up"
-        );
-        assertEq(
-            dep.totalDeposited() + dep.totalFunded(),
-            address(dep).balance + dep.totalWithdrawn() + dep.totalRewardsPaid(),
-            "funds conserved"
-        );
+        _checkDepositIdentities(dep);
         address[4] memory ms = [alice, bob, carol, dave];
         uint256 locked;
         for (uint256 i; i < ms.length; ++i) {
