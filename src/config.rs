@@ -29,6 +29,7 @@ pub struct Config {
     pub aggregator: AggregatorConfig,
     pub sender: SenderConfig,
     pub api: ApiConfig,
+    pub failover: FailoverConfig,
     pub chains: Vec<ChainConfig>,
     pub rollups: Vec<RollupConfig>,
 }
@@ -114,6 +115,26 @@ impl Default for AggregatorConfig {
             max_attempts: 5,
             claim_poll_ms: 10_000,
         }
+    }
+}
+
+/// Failover between aggregator processes of one miner that share a
+/// PostgreSQL database: one is active, the others stand by (README.md,
+/// "Running a standby"). A SQLite database serves one process only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FailoverConfig {
+    /// A standby takes over when the active process has not renewed its
+    /// lease for this long (it died, hung or lost the database).
+    pub lease_ms: u64,
+    /// How often the active process renews its lease and a standby tries
+    /// to take it.
+    pub renew_ms: u64,
+}
+
+impl Default for FailoverConfig {
+    fn default() -> Self {
+        FailoverConfig { lease_ms: 5_000, renew_ms: 1_000 }
     }
 }
 
@@ -331,6 +352,15 @@ impl Config {
         }
         if self.aggregator.lease_ms < 1_000 {
             return invalid("aggregator.lease_ms".into(), "must be at least 1000");
+        }
+        if self.failover.renew_ms < 50 {
+            return invalid("failover.renew_ms".into(), "must be at least 50");
+        }
+        if self.failover.lease_ms < 3 * self.failover.renew_ms {
+            return invalid(
+                "failover.lease_ms".into(),
+                "must be at least three times failover.renew_ms (a renewal may be late)",
+            );
         }
         if self.aggregator.max_attempts == 0 {
             return invalid("aggregator.max_attempts".into(), "must be at least 1");

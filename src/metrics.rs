@@ -28,8 +28,8 @@ use std::sync::OnceLock;
 
 use prometheus::core::Collector;
 use prometheus::{
-    CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::circuit::Shape;
@@ -271,6 +271,11 @@ pub struct Metrics {
 
     pub db_query_duration_seconds: HistogramVec,
     pub db_pool_wait_seconds: Histogram,
+
+    pub failover_active: IntGauge,
+    pub failover_epoch: IntGauge,
+    pub failover_takeovers_total: IntCounter,
+    pub failover_renew_failures_total: IntCounter,
 }
 
 /// Declares families into a registry and keeps the list of declarations.
@@ -291,6 +296,11 @@ impl Declare {
     fn counter(&mut self, name: &'static str, help: &'static str, labels: &'static [&'static str]) -> IntCounterVec {
         let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter");
         self.add(Family { name, kind: FamilyType::Counter, help, labels }, c)
+    }
+
+    fn counter_plain(&mut self, name: &'static str, help: &'static str) -> IntCounter {
+        let c = IntCounter::with_opts(Opts::new(name, help)).expect("valid counter");
+        self.add(Family { name, kind: FamilyType::Counter, help, labels: &[] }, c)
     }
 
     fn counter_f64(&mut self, name: &'static str, help: &'static str, labels: &'static [&'static str]) -> CounterVec {
@@ -508,6 +518,23 @@ impl Metrics {
                 "zkpow_db_pool_wait_seconds",
                 "Time spent waiting for a pooled database connection.",
                 DB_BUCKETS,
+            ),
+
+            failover_active: d.gauge(
+                "zkpow_failover_active",
+                "1 while this process is the miner's active aggregator (it holds the lease, or is a SQLite database's only user); 0 while it stands by.",
+            ),
+            failover_epoch: d.gauge(
+                "zkpow_failover_epoch",
+                "Epoch of the aggregator lease this process holds (0: it holds none, or the database is SQLite).",
+            ),
+            failover_takeovers_total: d.counter_plain(
+                "zkpow_failover_takeovers_total",
+                "Times this process took the aggregator lease over from another process.",
+            ),
+            failover_renew_failures_total: d.counter_plain(
+                "zkpow_failover_renew_failures_total",
+                "Renewals of the aggregator lease that failed (the database did not answer); the term lapses if they go on.",
             ),
 
             registry: d.registry,
@@ -838,6 +865,23 @@ pub fn db_pool_wait(secs: f64) {
     if secs.is_finite() && secs >= 0.0 {
         get().db_pool_wait_seconds.observe(secs);
     }
+}
+
+// ---- failover ------------------------------------------------------------
+
+/// This process became active (with the lease's `epoch`; 0 on SQLite) or
+/// stands by.
+pub fn failover_role(active: bool, epoch: i64) {
+    get().failover_active.set(i64::from(active));
+    get().failover_epoch.set(if active { epoch } else { 0 });
+}
+
+pub fn failover_takeover() {
+    get().failover_takeovers_total.inc();
+}
+
+pub fn failover_renew_failed() {
+    get().failover_renew_failures_total.inc();
 }
 
 /// `zkpow_`-prefixed metric names a text (a dashboard, a rule file) refers

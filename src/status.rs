@@ -30,7 +30,34 @@ pub async fn fetch(base_url: &str, token: Option<&BearerToken>) -> anyhow::Resul
 pub fn render(s: &Value) -> String {
     let mut out = String::new();
     let paused = if s["paused"].as_bool() == Some(true) { "  [PAUSED]" } else { "" };
-    let _ = writeln!(out, "zkpow aggregator {}{paused}\n", s["version"].as_str().unwrap_or("?"));
+    let _ = writeln!(out, "zkpow aggregator {}{paused}", s["version"].as_str().unwrap_or("?"));
+    let failover = &s["failover"];
+    match failover["role"].as_str() {
+        Some("standby") => {
+            let active = &s["active"];
+            let _ = writeln!(
+                out,
+                "role: STANDBY ({}); the active process is {} (lease epoch {})",
+                failover["holder"].as_str().unwrap_or("?"),
+                active["holder"].as_str().unwrap_or("unknown"),
+                active["epoch"]
+            );
+            return out;
+        }
+        Some("active") => {
+            let _ = writeln!(
+                out,
+                "role: active ({}, lease epoch {})",
+                failover["holder"].as_str().unwrap_or("?"),
+                failover["epoch"]
+            );
+        }
+        Some(other) => {
+            let _ = writeln!(out, "role: {other}");
+        }
+        None => {}
+    }
+    out.push('\n');
     let states = ["posted", "proving", "proven", "committed", "verified", "skipped", "failed"];
     let _ = write!(out, "{:<16}{:<10}", "ROLLUP", "CHAIN");
     for st in states {
@@ -97,5 +124,22 @@ mod tests {
         assert!(text.contains("1 quarantined"), "{text}");
         assert!(text.contains("8-9") && text.contains("reveal phase"), "{text}");
         assert!(text.contains("rewards: 150 wei"), "{text}");
+        assert!(!text.contains("role:"), "no failover section, no role line: {text}");
+    }
+
+    #[test]
+    fn names_the_role_and_for_a_standby_the_active_process() {
+        let active = serde_json::json!({
+            "version": "0.1.0", "failover": {"role": "active", "holder": "h1:7:ab", "epoch": 3},
+            "rollups": [], "provers": {}, "sender": {},
+        });
+        assert!(render(&active).contains("role: active (h1:7:ab, lease epoch 3)"), "{}", render(&active));
+        let standby = serde_json::json!({
+            "version": "0.1.0", "failover": {"role": "standby", "holder": "h2:9:cd"},
+            "active": {"holder": "h1:7:ab", "epoch": 3, "expires_in_ms": 4000},
+        });
+        let text = render(&standby);
+        assert!(text.contains("STANDBY (h2:9:cd)") && text.contains("h1:7:ab (lease epoch 3)"), "{text}");
+        assert!(!text.contains("ROLLUP"), "a standby has no tables: {text}");
     }
 }

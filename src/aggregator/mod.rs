@@ -8,6 +8,7 @@
 //! logic is unit-tested without a running system.
 
 pub mod dispatcher;
+pub mod ha;
 pub mod manager;
 pub mod node;
 pub mod pause;

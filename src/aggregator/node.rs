@@ -21,6 +21,7 @@ use anyhow::Context as _;
 use tokio::sync::{mpsc, watch};
 
 use super::dispatcher::{Dispatcher, DispatcherConfig, DispatcherHandle, Enqueue, ProofAccepted};
+use super::ha::{self, Role};
 use super::manager::{ChainSender, SenderRollup, MAX_BACKOFF};
 use super::pause::PauseSwitch;
 use super::pipeline::{self, RollupCtx};
@@ -30,6 +31,7 @@ use super::verify::Groth16TaskVerifier;
 use crate::api::auth::BearerToken;
 use crate::api::control::{ChainProbe, ControlApi, RollupInfo};
 use crate::api::prover::ProverApi;
+use crate::api::standby::StandbyApi;
 use crate::chain::bindings::ZkPowRollup;
 use crate::chain::txmanager::TxManager;
 use crate::chain::watcher::{Cursor, Poll, Watcher};
@@ -126,6 +128,70 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
             db::DbUrl::parse(&cfg.aggregator.database_url).map(|u| u.redacted()).unwrap_or_default()
         )
     })?;
+    let admin = match (&cfg.api.admin_token_file, &cfg.api.admin_token_env) {
+        (None, None) => {
+            tracing::warn!("no api.admin_token_file or api.admin_token_env: control calls are refused");
+            None
+        }
+        (file, env) => Some(BearerToken::from_file_or_env(file.as_deref(), env.as_deref(), "api")?),
+    };
+
+    // Who may act: the only user of a SQLite file, or the holder of the
+    // PostgreSQL lease (a standby until then).
+    let (_sqlite_lock, fence, role) = match db::DbUrl::parse(&cfg.aggregator.database_url)? {
+        db::DbUrl::Sqlite(path) => {
+            let lock = ha::SqliteLock::acquire(&path)?;
+            crate::metrics::failover_role(true, 0);
+            (Some(lock), None, Role::Single)
+        }
+        _ => {
+            let holder = ha::holder_id();
+            let standby = StandbyApi {
+                db: db.clone(),
+                holder: holder.clone(),
+                admin: admin.clone(),
+                read_open: cfg.api.read_open,
+            };
+            let server = actix_web::HttpServer::new(move || {
+                let standby = standby.clone();
+                actix_web::App::new()
+                    .configure(|c| standby.configure(c))
+                    .configure(crate::api::health::configure)
+                    .configure(crate::api::metrics::configure)
+                    .default_service(actix_web::web::to(crate::api::standby::unavailable))
+            })
+            .workers(1)
+            .disable_signals()
+            .listen(bind(&cfg.aggregator.listen).await?)
+            .with_context(|| format!("serving on aggregator.listen {}", cfg.aggregator.listen))?
+            .run();
+            let standby_server = server.handle();
+            actix_rt::spawn(server);
+            tracing::info!(listen = %cfg.aggregator.listen, holder = %holder, "standing by until this process holds the aggregator lease");
+            let fence = ha::acquire(&db, &holder, &cfg.failover, shutdown.clone()).await;
+            // The active server takes the port over.
+            standby_server.stop(false).await;
+            match fence? {
+                Some(fence) => {
+                    let role = Role::Active { holder, epoch: fence.epoch };
+                    (None, Some(fence), role)
+                }
+                None => return Ok(()),
+            }
+        }
+    };
+    if let Some(fence) = &fence {
+        let (db, fence, cfg) = (db.clone(), fence.clone(), cfg.failover.clone());
+        let shutdown = shutdown.clone();
+        actix_rt::spawn(async move {
+            if let ha::TermEnd::Lost(_) = ha::keep(db, fence, cfg, shutdown).await {
+                // Nothing of this term may act any more; a fresh process
+                // stands by and rebuilds everything from the database.
+                ha::restart_as_standby();
+            }
+        });
+    }
+
     let mut rollups = Vec::new();
     for r in &cfg.rollups {
         rollups.push(rollup_runtime(&cfg, r).await?);
@@ -162,13 +228,6 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
     let dispatcher =
         DispatcherHandle::start(Dispatcher::new(dcfg, verifier, store.recipient()).with_pause(pause.clone()));
 
-    let admin = match (&cfg.api.admin_token_file, &cfg.api.admin_token_env) {
-        (None, None) => {
-            tracing::warn!("no api.admin_token_file or api.admin_token_env: control calls are refused");
-            None
-        }
-        (file, env) => Some(BearerToken::from_file_or_env(file.as_deref(), env.as_deref(), "api")?),
-    };
     let mut probes = Vec::new();
     for chain in &cfg.chains {
         probes.push(ChainProbe {
@@ -187,6 +246,7 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
         admin,
         read_open: cfg.api.read_open,
         max_lag_blocks: cfg.api.ready_max_lag_blocks,
+        role,
     };
     let api = ProverApi::new(dispatcher.clone(), prover_token);
     let server = actix_web::HttpServer::new(move || {
@@ -201,8 +261,8 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
     })
     .workers(2)
     .disable_signals()
-    .bind(&cfg.aggregator.listen)
-    .with_context(|| format!("binding aggregator.listen {}", cfg.aggregator.listen))?
+    .listen(bind(&cfg.aggregator.listen).await?)
+    .with_context(|| format!("serving on aggregator.listen {}", cfg.aggregator.listen))?
     .run();
     let server_handle = server.handle();
     actix_rt::spawn(server);
@@ -246,7 +306,8 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
                 chain.name.clone(),
                 chain.confirmations,
                 cfg.sender.clone(),
-            );
+            )
+            .with_fence(fence.clone());
             tracing::info!(chain = %chain.name, miner = %tm.address(), rollups = mine.len(), "sender started");
             let sender = ChainSender::new(db.clone(), Arc::new(tm), mine, cfg.sender.clone(), pause.clone());
             actix_rt::spawn(sender.run(poll, shutdown.clone()));
@@ -288,7 +349,25 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
     }
     tracing::info!("aggregator stopping");
     server_handle.stop(true).await;
+    if let Some(fence) = &fence {
+        ha::release(&db, fence).await;
+    }
     Ok(())
+}
+
+/// Binds the HTTP listener. The port may still be held for a moment by the
+/// standby server this process just stopped, so "in use" is retried briefly.
+async fn bind(addr: &str) -> anyhow::Result<std::net::TcpListener> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        match std::net::TcpListener::bind(addr) {
+            Ok(l) => return Ok(l),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e).with_context(|| format!("binding aggregator.listen {addr}")),
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::BearerToken;
 use super::error::ApiError;
 use crate::aggregator::dispatcher::{DispatcherHandle, GetSnapshot};
+use crate::aggregator::ha::Role;
 use crate::aggregator::pause::PauseSwitch;
 use crate::db::{self, Db, SequenceState, SubmissionStatus};
 
@@ -51,12 +52,38 @@ pub struct ControlApi {
     pub admin: Option<BearerToken>,
     pub read_open: bool,
     pub max_lag_blocks: u64,
+    /// Active (with the lease's epoch) or the database's only user.
+    pub role: Role,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Access {
+pub(crate) enum Access {
     Read,
     Control,
+}
+
+/// Read calls pass with `read_open`; everything else needs the admin token.
+pub(crate) fn authorize(
+    admin: Option<&BearerToken>,
+    read_open: bool,
+    req: &HttpRequest,
+    access: Access,
+) -> Result<(), ApiError> {
+    if access == Access::Read && read_open {
+        return Ok(());
+    }
+    let Some(token) = admin else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin_disabled",
+            "no admin token is configured (api.admin_token_file or api.admin_token_env)",
+        ));
+    };
+    if token.matches(req.headers().get(AUTHORIZATION)) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized())
+    }
 }
 
 impl ControlApi {
@@ -80,21 +107,7 @@ impl ControlApi {
     }
 
     fn authorize(&self, req: &HttpRequest, access: Access) -> Result<(), ApiError> {
-        if access == Access::Read && self.read_open {
-            return Ok(());
-        }
-        let Some(token) = &self.admin else {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "admin_disabled",
-                "no admin token is configured (api.admin_token_file or api.admin_token_env)",
-            ));
-        };
-        if token.matches(req.headers().get(AUTHORIZATION)) {
-            Ok(())
-        } else {
-            Err(ApiError::unauthorized())
-        }
+        authorize(self.admin.as_ref(), self.read_open, req, access)
     }
 
     fn known_rollup(&self, name: &str) -> Result<(), ApiError> {
@@ -184,7 +197,11 @@ async fn readyz(api: Api) -> HttpResponse {
         checks.push(check);
     }
     let ready = checks.iter().all(|c| c.ok);
-    let body = serde_json::json!({ "status": if ready { "ready" } else { "not_ready" }, "checks": checks });
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "failover": api.role,
+        "checks": checks,
+    });
     if ready {
         HttpResponse::Ok().json(body)
     } else {
@@ -297,6 +314,7 @@ async fn status(api: Api, req: HttpRequest) -> Result<HttpResponse, ApiError> {
         submissions.into_iter().filter(|s| s.status == SubmissionStatus::Active).map(Into::into).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "failover": api.role,
         "paused": api.pause.is_paused(),
         "rollups": per_rollup,
         "queue": snapshot.depth,

@@ -12,6 +12,7 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod prover;
+pub mod standby;
 
 pub use auth::BearerToken;
 pub use error::{not_found, ApiError};

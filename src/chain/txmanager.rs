@@ -23,7 +23,8 @@ use alloy::transports::{RpcError, TransportErrorKind};
 use super::bindings::MinerDeposit::MinerDepositErrors;
 use super::bindings::ZkPowRollup::ZkPowRollupErrors;
 use crate::config::SenderConfig;
-use crate::db::{self, ChainTx, Db, DbError, TxPurpose, TxStatus};
+use crate::db::lease::Fence;
+use crate::db::{self, AnyConnection, ChainTx, Db, DbError, TxPurpose, TxStatus};
 use crate::metrics;
 
 /// Why the contract would reject a call: the cases the sender branches on.
@@ -85,6 +86,11 @@ impl TxError {
             TxError::Db(e) => e.is_transient(),
             _ => false,
         }
+    }
+
+    /// This process lost the aggregator lease: it must send nothing more.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, TxError::Db(DbError::Fenced(_)))
     }
 }
 
@@ -185,6 +191,10 @@ pub struct TxManager {
     cfg: SenderConfig,
     /// Serializes nonce assignment and the outbox writes that go with it.
     lock: tokio::sync::Mutex<()>,
+    /// The aggregator lease's term when several processes share the
+    /// database: every outbox write and broadcast needs it (None: this
+    /// process is the database's only user).
+    fence: Option<std::sync::Arc<Fence>>,
 }
 
 const GWEI: u128 = 1_000_000_000;
@@ -211,7 +221,34 @@ impl TxManager {
             confirmations,
             cfg,
             lock: tokio::sync::Mutex::new(()),
+            fence: None,
         }
+    }
+
+    /// Writes and broadcasts only while `fence`'s term lasts.
+    pub fn with_fence(mut self, fence: Option<std::sync::Arc<Fence>>) -> Self {
+        self.fence = fence;
+        self
+    }
+
+    /// Runs an outbox write in a transaction that first checks the fence, so
+    /// a deposed process can neither take a nonce nor re-sign one.
+    async fn write(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> Result<(), DbError> + Send + 'static,
+    ) -> Result<(), TxError> {
+        let fence = self.fence.clone();
+        self.db
+            .run(move |c| {
+                db::transaction(c, |c| {
+                    if let Some(fence) = &fence {
+                        db::lease::check_fence(c, fence)?;
+                    }
+                    f(c)
+                })
+            })
+            .await?;
+        Ok(())
     }
 
     pub fn address(&self) -> Address {
@@ -263,6 +300,8 @@ impl TxManager {
         if fresh {
             match self.broadcast(&tx.raw_tx).await {
                 Ok(()) => metrics::tx_sent(&self.chain, tx.purpose),
+                // The row stays: whoever holds the lease now delivers it.
+                Err(e) if e.is_fenced() => return Err(e),
                 Err(e) if e.is_transient() => {
                     // Recorded, so it counts as sent: the monitor delivers it.
                     metrics::tx_sent(&self.chain, tx.purpose);
@@ -346,7 +385,7 @@ impl TxManager {
             updated_at: now,
         };
         let stored = tx.clone();
-        self.db.run(move |c| db::insert_tx(c, &stored)).await?;
+        self.write(move |c| db::insert_tx(c, &stored)).await?;
         tracing::info!(
             chain = %self.chain, tx = %tx.id, nonce, hash = %hash, gas_limit,
             max_fee_gwei = max_fee as f64 / GWEI as f64, "transaction signed and recorded"
@@ -378,6 +417,12 @@ impl TxManager {
     }
 
     async fn broadcast(&self, raw: &[u8]) -> Result<(), TxError> {
+        if let Some(fence) = self.fence.as_ref().filter(|f| !f.is_live()) {
+            return Err(TxError::Db(DbError::Fenced(format!(
+                "aggregator lease epoch {} lapsed; not broadcasting",
+                fence.epoch
+            ))));
+        }
         match self.provider.send_raw_transaction(raw).await {
             Ok(_) => Ok(()),
             Err(e) => {
@@ -395,7 +440,7 @@ impl TxManager {
 
     async fn forget(&self, tx: &ChainTx) -> Result<(), TxError> {
         let id = tx.id.clone();
-        self.db.run(move |c| db::delete_tx(c, &id)).await?;
+        self.write(move |c| db::delete_tx(c, &id)).await?;
         Ok(())
     }
 
@@ -442,7 +487,7 @@ impl TxManager {
                     if tx.status != before {
                         tx.updated_at = db::now_ms();
                         let stored = tx.clone();
-                        self.db.run(move |c| db::save_tx(c, &stored)).await?;
+                        self.write(move |c| db::save_tx(c, &stored)).await?;
                         let final_state = !tx.status.is_open();
                         match tx.status {
                             TxStatus::Confirmed => metrics::tx_confirmed(&self.chain, tx.purpose, r.gas_used),
@@ -466,7 +511,7 @@ impl TxManager {
                     tx.sent_block = head;
                     tx.updated_at = db::now_ms();
                     let stored = tx.clone();
-                    self.db.run(move |c| db::save_tx(c, &stored)).await?;
+                    self.write(move |c| db::save_tx(c, &stored)).await?;
                     self.rebroadcast(&tx).await;
                     events.push(TxEvent { tx, receipt: None });
                 }
@@ -490,7 +535,7 @@ impl TxManager {
                             metrics::tx_reverted(&self.chain, tx.purpose, 0);
                             tx.updated_at = db::now_ms();
                             let stored = tx.clone();
-                            self.db.run(move |c| db::save_tx(c, &stored)).await?;
+                            self.write(move |c| db::save_tx(c, &stored)).await?;
                             events.push(TxEvent { tx, receipt: None });
                         }
                         continue;
@@ -546,7 +591,7 @@ impl TxManager {
             tx.sent_block = head;
             tx.updated_at = db::now_ms();
             let stored = tx.clone();
-            self.db.run(move |c| db::save_tx(c, &stored)).await?;
+            self.write(move |c| db::save_tx(c, &stored)).await?;
             self.rebroadcast(tx).await;
             return Ok(());
         }
@@ -563,7 +608,7 @@ impl TxManager {
         tx.sent_block = head;
         tx.updated_at = db::now_ms();
         let stored = tx.clone();
-        self.db.run(move |c| db::save_tx(c, &stored)).await?;
+        self.write(move |c| db::save_tx(c, &stored)).await?;
         tracing::info!(
             chain = %self.chain, tx = %tx.id, nonce = tx.nonce, hash = %hash,
             max_fee_gwei = max_fee as f64 / GWEI as f64, replacements = tx.replacements, "fee bumped"

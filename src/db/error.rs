@@ -29,6 +29,10 @@ pub enum DbError {
     /// not decode (a corrupt or foreign database).
     #[error("invalid data: {0}")]
     Invalid(String),
+    /// The write needs the aggregator lease and this process no longer
+    /// holds it: another process of the same miner took over.
+    #[error("fenced: {0}")]
+    Fenced(String),
     #[error("database error: {0}")]
     Other(String),
 }

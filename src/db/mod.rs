@@ -180,15 +180,22 @@ fn sqlite_filename(path: &Path) -> Result<String, diesel::ConnectionError> {
 /// queue instead of failing, and foreign keys, which SQLite leaves off.
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;";
 
+/// Per-session PostgreSQL settings. Our transactions never wait on anything
+/// outside the database, so one that sits idle for seconds belongs to a hung
+/// or frozen process: ending it releases its row locks, above all the
+/// aggregator lease's, which a standby needs to take over.
+const POSTGRES_SESSION: &str = "SET idle_in_transaction_session_timeout = '5s';";
+
 #[derive(Debug)]
 struct ConnectionSetup;
 
 impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for ConnectionSetup {
     fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
-        if let AnyConnection::Sqlite(c) = conn {
-            c.batch_execute(SQLITE_PRAGMAS).map_err(diesel::r2d2::Error::QueryError)?;
+        match conn {
+            AnyConnection::Sqlite(c) => c.batch_execute(SQLITE_PRAGMAS),
+            AnyConnection::Postgres(c) => c.batch_execute(POSTGRES_SESSION),
         }
-        Ok(())
+        .map_err(diesel::r2d2::Error::QueryError)
     }
 }
 

@@ -153,6 +153,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    aggregator_lease (name) {
+        name -> Text,
+        holder -> Text,
+        epoch -> BigInt,
+        expires_at -> BigInt,
+        acquired_at -> BigInt,
+    }
+}
+
 diesel::joinable!(proofs -> proof_tasks (task_id));
 diesel::allow_tables_to_appear_in_same_query!(
     chain_cursors,
@@ -165,4 +175,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     submissions,
     chain_txs,
     booked_events,
+    aggregator_lease,
 );

@@ -3,6 +3,7 @@ mod common;
 mod contracts;
 mod db;
 mod devnet;
+mod failover;
 mod pipeline;
 mod sender;
 mod txmanager;

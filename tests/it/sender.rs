@@ -10,37 +10,18 @@ use zkpow::aggregator::pipeline::final_artifact;
 use zkpow::chain::bindings::ZkPowRollup;
 use zkpow::chain::root_to_b256;
 use zkpow::circuit::Shape;
-use zkpow::db::{self, SubmissionStatus, TxStatus};
+use zkpow::db;
 
 use crate::common::anvil::wallet;
-use crate::common::net::{bond, deploy_rollup, spawn_chain, wait_for, Miner, MinerChain, Onchain, ETHER};
+use crate::common::net::{
+    assert_clean_outbox, bond, deploy_rollup, outcome, spawn_chain, wait_for, Miner, MinerChain, Onchain, ETHER,
+};
 use crate::common::proxy::Proxy;
 
 const REWARD: u128 = ETHER / 10;
 const PENALTY_WRONG_PROOF: u128 = ETHER / 2;
 const PENALTY_NO_PROOF: u128 = ETHER / 4;
 const LIMIT: Duration = Duration::from_secs(180);
-
-/// The miner's submission of a sequence, once it is done.
-fn outcome(m: &Miner, rollup: &str, init: u64) -> Option<String> {
-    let s = m.db().with_conn(|c| db::get_submission(c, rollup, init)).ok()??;
-    (s.status == SubmissionStatus::Done).then(|| s.outcome.unwrap_or_default())
-}
-
-/// Every transaction the miner ever sent on a chain went out once, nonces
-/// without gaps, none reverted: no double sends, no wasted gas.
-async fn assert_clean_outbox(m: &Miner, on: &Onchain, chain_id: u64) {
-    let txs = m.db().with_conn(|c| db::sender_txs(c, chain_id, &m.address.0 .0)).unwrap();
-    assert!(!txs.is_empty(), "{}: sent nothing", m.name);
-    // The deposit went out before the daemon started.
-    let first = txs[0].nonce;
-    let nonces: Vec<u64> = txs.iter().map(|t| t.nonce).collect();
-    assert_eq!(nonces, (first..first + txs.len() as u64).collect::<Vec<_>>(), "{}: nonces without gaps", m.name);
-    assert_eq!(on.nonce(m.address).await, first + txs.len() as u64, "{}: one transaction per outbox row", m.name);
-    for t in &txs {
-        assert_eq!(t.status, TxStatus::Confirmed, "{}: {} {:?}", m.name, t.id, t.error);
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_miners_are_rewarded_pro_rata_and_a_copier_is_punished() {

@@ -3,6 +3,7 @@
 //! and so also compose into a caller's transaction.
 
 mod chain;
+pub mod lease;
 mod outbox;
 mod provers;
 mod sequences;

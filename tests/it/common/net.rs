@@ -18,7 +18,7 @@ use zkpow::circuit::executor::apply_batch;
 use zkpow::circuit::keys::{cached_test_keys, test_params_dir};
 use zkpow::circuit::sample::{genesis_accounts, random_transfers};
 use zkpow::circuit::{Account, Shape, StateTree};
-use zkpow::db::Db;
+use zkpow::db::{self, Db, SubmissionStatus, TxStatus};
 use zkpow::prover::encoding::vk_to_bytes;
 
 use super::anvil::{anvil_path, signer, wallet};
@@ -234,6 +234,15 @@ token_file = "{dir}/token"
         }
     }
 
+    /// Points the aggregator at another database (PostgreSQL for the
+    /// failover tests) instead of its own SQLite file.
+    pub fn use_database(&mut self, url: &str) {
+        let text = std::fs::read_to_string(&self.config).expect("reading the config");
+        let text = text.replace(&format!("database_url = \"{}\"", self.db_url), &format!("database_url = \"{url}\""));
+        std::fs::write(&self.config, text).expect("writing the config");
+        self.db_url = url.to_string();
+    }
+
     pub fn agg_log(&self) -> PathBuf {
         self.dir.join(format!("agg{}.log", self.starts))
     }
@@ -322,5 +331,36 @@ impl Onchain {
 
     pub async fn nonce(&self, who: Address) -> u64 {
         self.provider.get_transaction_count(who).await.expect("nonce")
+    }
+}
+
+/// The miner's submission of a sequence, once it is done.
+pub fn outcome(m: &Miner, rollup: &str, init: u64) -> Option<String> {
+    let s = m.db().with_conn(|c| db::get_submission(c, rollup, init)).ok()??;
+    (s.status == SubmissionStatus::Done).then(|| s.outcome.unwrap_or_default())
+}
+
+/// Every transaction the miner ever sent on a chain went out once, nonces
+/// without gaps, none reverted, one per step (purpose, sequence, window): no
+/// double sends, no wasted gas.
+pub async fn assert_clean_outbox(m: &Miner, on: &Onchain, chain_id: u64) {
+    let txs = m.db().with_conn(|c| db::sender_txs(c, chain_id, &m.address.0 .0)).unwrap();
+    assert!(!txs.is_empty(), "{}: sent nothing", m.name);
+    // The deposit went out before the daemon started.
+    let first = txs[0].nonce;
+    let nonces: Vec<u64> = txs.iter().map(|t| t.nonce).collect();
+    assert_eq!(nonces, (first..first + txs.len() as u64).collect::<Vec<_>>(), "{}: nonces without gaps", m.name);
+    assert_eq!(on.nonce(m.address).await, first + txs.len() as u64, "{}: one transaction per outbox row", m.name);
+    let mut steps = std::collections::BTreeSet::new();
+    for t in &txs {
+        assert_eq!(t.status, TxStatus::Confirmed, "{}: {} {:?}", m.name, t.id, t.error);
+        // A settlement's step also names the settled miner (in its id).
+        let settled = if t.purpose == db::TxPurpose::Settle { t.id.clone() } else { String::new() };
+        assert!(
+            steps.insert((t.purpose.as_str(), t.rollup.clone(), t.init_batch, t.window_id, settled)),
+            "{}: a second transaction for one step: {}",
+            m.name,
+            t.id
+        );
     }
 }
