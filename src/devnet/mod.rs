@@ -2,12 +2,15 @@
 //! (ids 31337 and 31338), a rollup on each with a different circuit shape
 //! (2,4 and 2,5), a sequencer simulator per rollup, and two miners (anvil
 //! accounts 2 and 3), each an `zkpow aggregator` child process with its own
-//! key, SQLite database and prover token, plus `zkpow prover` children. The
+//! key, SQLite database and prover token, plus `zkpow prover` children,
+//! which the devnet supervises (`supervise`: a child that dies is restarted
+//! with a backoff) and, in chaos mode, kills at random (`chaos`). The
 //! devnet owns the layout of its data directory:
 //!
 //! ```text
 //! devnet.json            deployed addresses (present: resume, absent: deploy)
 //! status.json            the latest progress view, rewritten every second
+//! chaos.json             the summary of a chaos run (`--chaos`)
 //! chain-*.state.json     anvil state (a second run resumes the chains)
 //! genesis-*.json         the rollups' genesis accounts
 //! keys/                  Groth16 parameters (kept by --fresh)
@@ -18,26 +21,31 @@
 //! Everything listens on 127.0.0.1 only.
 
 pub mod anvil;
+pub mod chaos;
 pub mod deploy_cmd;
 pub mod procs;
 pub mod progress;
 pub mod sequencer;
+pub mod supervise;
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use self::anvil::{dev_signer, Chain, ChainSpec};
+use self::chaos::{AuditChain, AuditMiner, AuditRollup, Chaos, ChaosSummary, Drain, RollupSummary};
 use self::procs::{ensure_port_free, stop_all, ChildProc, STOP_GRACE};
 use self::progress::{ChainView, Display, MinerView, Monitor, RollupView, Status};
 use self::sequencer::{History, Simulator, SimulatorConfig};
+use self::supervise::{Backoff, ProcKind, ProcSpec, Supervisor};
 use crate::aggregator::node::load_genesis;
 use crate::chain::bindings::MinerDeposit;
 use crate::chain::deploy::{check_eip2537, deploy_as, RollupParams};
@@ -134,6 +142,22 @@ pub struct DevnetArgs {
     /// Stop after this many seconds.
     #[arg(long, value_name = "N")]
     pub duration_secs: Option<u64>,
+    /// Chaos mode: SIGKILL a random miner aggregator or prover every SECS
+    /// seconds (the supervisor restarts it). A bounded run then stops
+    /// posting, drains, audits the miners and writes DATA_DIR/chaos.json;
+    /// it fails if an honest miner was penalized, a transaction was sent
+    /// twice, an outbox nonce is missing, or the lag did not drain.
+    #[arg(long, value_name = "SECS")]
+    pub chaos: Option<f64>,
+    /// Seed of the chaos victims (default: from the clock; printed, so a
+    /// run can be repeated).
+    #[arg(long, value_name = "N", requires = "chaos")]
+    pub chaos_seed: Option<u64>,
+    /// After the bound: stop the sequencers and wait up to SECS for every
+    /// posted sequence to be verified, failing if it is not (default with
+    /// --chaos: 300; without --chaos a bounded run drains only when given).
+    #[arg(long, value_name = "SECS")]
+    pub drain_secs: Option<u64>,
 }
 
 /// `devnet.json`: what was deployed, so a second run resumes it.
@@ -163,21 +187,36 @@ struct Miner {
     def: &'static MinerDef,
     address: Address,
     config: PathBuf,
-    aggregator: Option<ChildProc>,
-    provers: Vec<ChildProc>,
 }
 
-impl Miner {
-    fn procs_mut(&mut self) -> impl Iterator<Item = &mut ChildProc> {
-        self.aggregator.iter_mut().chain(self.provers.iter_mut())
+/// The sequencer simulators' tasks.
+struct Sequencers {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Sequencers {
+    /// Stops posting and waits for a post in flight to finish (idempotent).
+    async fn stop(&mut self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks.drain(..) {
+            if let Err(e) = t.await {
+                tracing::warn!(error = %e, "a sequencer task failed");
+            }
+        }
     }
 }
 
 /// Runs the devnet until `shutdown` (Ctrl-C, SIGTERM) or the bound of
-/// `--blocks` / `--duration-secs`. A bounded run fails if nothing was
-/// verified; any run fails if a verified root differs from the executor's.
+/// `--blocks` / `--duration-secs` (then, with `--chaos` or `--drain-secs`,
+/// until the lag drained). A bounded run fails if nothing was verified or
+/// the lag did not drain; any run fails if a verified root differs from the
+/// executor's, or, with `--chaos`, if the audit finds a problem.
 pub async fn run(args: DevnetArgs, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     anyhow::ensure!(args.block_time > 0.0, "--block-time must be positive");
+    if let Some(secs) = args.chaos {
+        anyhow::ensure!(secs.is_finite() && secs >= 1.0, "--chaos must be at least 1 second");
+    }
     anyhow::ensure!(args.max_batches >= 1 && args.max_batches <= 64, "--max-batches must be within 1..=64");
     anyhow::ensure!(
         args.t1 >= 4 && args.t2 >= 2,
@@ -253,24 +292,20 @@ pub async fn run(args: DevnetArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
                 .collect(),
             extra_toml: String::new(),
         })?;
-        miners.push(Miner {
-            def,
-            address: dev_signer(def.account)?.address(),
-            config,
-            aggregator: None,
-            provers: Vec::new(),
-        });
+        miners.push(Miner { def, address: dev_signer(def.account)?.address(), config });
     }
     let exe = std::env::current_exe().context("locating the zkpow executable")?;
-    for m in &mut miners {
-        let (aggregator, provers) = spawn_miner(&exe, &m.config, m.def.name, args.provers, &logs)?;
-        m.aggregator = Some(aggregator);
-        m.provers = provers;
+    let specs = miners.iter().flat_map(|m| miner_procs(&exe, &m.config, m.def.name, args.provers, &logs)).collect();
+    // Started here, and restarted by `watch`, on this thread: it runs the
+    // whole devnet (see `Supervisor` on PR_SET_PDEATHSIG).
+    let supervisor = Supervisor::start(specs, Backoff::DEFAULT)?;
+    for m in &miners {
         tracing::info!(miner = m.def.name, address = %m.address, provers = args.provers, "miner started");
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut rollup_views = Vec::with_capacity(ROLLUPS.len());
+    let mut audit_rollups = Vec::with_capacity(ROLLUPS.len());
     let mut tasks = Vec::new();
     for (i, def) in ROLLUPS.iter().enumerate() {
         let entry = manifest.rollups.iter().find(|r| r.name == def.name).context("devnet.json lacks a rollup")?;
@@ -289,6 +324,7 @@ pub async fn run(args: DevnetArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         };
         let sim = Simulator::resume(cfg, provider, &genesis, history.clone()).await?;
         tasks.push(tokio::spawn(sim.run(stop_rx.clone(), genesis)));
+        audit_rollups.push((def.name, def.chain, entry.rollup, history.clone()));
         rollup_views.push(RollupView {
             name: def.name.into(),
             chain: def.chain,
@@ -311,41 +347,84 @@ pub async fn run(args: DevnetArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let miner_views = miners.iter().map(|m| MinerView { name: m.def.name.into(), address: m.address }).collect();
-    let mut monitor = Monitor::new(chain_views, rollup_views, miner_views);
+    let audit = AuditTargets {
+        miners: miners
+            .iter()
+            .map(|m| AuditMiner {
+                name: m.def.name.into(),
+                address: m.address,
+                database_url: format!("sqlite://{}", data_dir.join(m.def.name).join("zkpow.db").display()),
+            })
+            .collect(),
+        chains: chains
+            .iter()
+            .map(|c| Ok(AuditChain { name: c.name.clone(), chain_id: c.chain_id, provider: c.reader()? }))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        rollups: audit_rollups,
+    };
     let status_path = data_dir.join("status.json");
     println!("devnet running in {} (logs in {}); Ctrl-C stops it", data_dir.display(), logs.display());
     for m in &miners {
         println!("  {}: zkpow status --config {}", m.def.name, m.config.display());
     }
+    let chaos = args.chaos.map(|secs| {
+        let seed = args.chaos_seed.unwrap_or_else(clock_seed);
+        println!("chaos: a random miner aggregator or prover is killed every {secs}s (seed {seed})");
+        Chaos::new(Duration::from_secs_f64(secs), seed, Instant::now())
+    });
     let first_block = chains[0].reader()?.get_block_number().await.context("reading the block number")?;
 
-    let result = watch_loop(&args, &mut monitor, &mut miners, &status_path, first_block, shutdown).await;
+    let mut net = Network {
+        monitor: Monitor::new(chain_views, rollup_views, miner_views),
+        supervisor,
+        chains,
+        sequencers: Sequencers { stop: stop_tx, tasks },
+        chaos,
+        audit,
+    };
+    let result = net.watch(&args, &status_path, first_block, shutdown).await;
 
     // Stop in dependency order: sequencers, then miners, then the chains
     // (anvil writes its state file on SIGTERM).
-    let _ = stop_tx.send(true);
-    for t in tasks {
-        let _ = t.await;
-    }
-    let last = monitor.refresh().await;
+    net.sequencers.stop().await;
+    let last = net.refresh().await;
     // Provers first: a prover hands its last proof to its aggregator.
-    stop_all(miners.iter_mut().flat_map(|m| m.provers.iter_mut()), STOP_GRACE);
-    stop_all(miners.iter_mut().flat_map(|m| m.aggregator.iter_mut()), STOP_GRACE);
-    stop_all(chains.iter_mut().map(|c| &mut c.proc), STOP_GRACE);
-    let status = match (result, last) {
-        (Err(e), _) => return Err(e),
-        (Ok(_), Ok(s)) => s,
-        (Ok(s), Err(e)) => {
-            tracing::warn!(error = %format!("{e:#}"), "final status read failed; showing the last one");
-            s
+    net.supervisor.stop_kind(ProcKind::Prover, STOP_GRACE);
+    net.supervisor.stop_kind(ProcKind::Aggregator, STOP_GRACE);
+    let end = match result {
+        Ok(end) => end,
+        Err(e) => {
+            stop_all(net.chains.iter_mut().map(|c| &mut c.proc), STOP_GRACE);
+            return Err(e);
         }
     };
+    let status = match last {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "final status read failed; showing the last one");
+            end.status.clone()
+        }
+    };
+    // The audit reads the chains: before they stop.
+    let summary = match &net.chaos {
+        Some(chaos) => Some(net.chaos_summary(chaos, &status, &end).await),
+        None => None,
+    };
+    stop_all(net.chains.iter_mut().map(|c| &mut c.proc), STOP_GRACE);
+
     let _ = status.write(&status_path);
     println!("\nsummary\n{}", status.lines().join("\n"));
     for r in &status.rollups {
         if let Some(t) = r.first_verified_secs {
             println!("  {}: first sequence verified {t:.1}s after start", r.name);
         }
+    }
+    if let Some(summary) = summary {
+        let summary = summary.context("auditing the chaos run")?;
+        let path = data_dir.join("chaos.json");
+        summary.write(&path)?;
+        println!("\n{}\n(written to {})", summary.lines().join("\n"), path.display());
+        anyhow::ensure!(summary.failures.is_empty(), "the chaos run failed: {}", summary.failures.join("; "));
     }
     if let Some(r) = status.rollups.iter().find(|r| r.root_matches == Some(false)) {
         anyhow::bail!("rollup {}: the verified state root differs from the native executor's", r.name);
@@ -354,69 +433,251 @@ pub async fn run(args: DevnetArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     if bounded && status.rollups.iter().all(|r| r.verified_this_run == 0) {
         anyhow::bail!("nothing was verified during this run");
     }
+    if let Some((Drain::TimedOut, took)) = end.drain {
+        anyhow::bail!("the lag did not drain within {:.0}s of the bound", took.as_secs_f64());
+    }
     Ok(())
 }
 
-/// Refreshes the view every second until shutdown, the bound, or a child
-/// process dying; returns the last status.
-async fn watch_loop(
-    args: &DevnetArgs,
-    monitor: &mut Monitor,
-    miners: &mut [Miner],
-    status_path: &Path,
-    first_block: u64,
-    mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<Status> {
-    let mut display = Display::new(Duration::from_secs(args.status_secs.max(1)));
-    let mut last: Option<Status> = None;
-    let mut errors = 0u32;
-    loop {
-        match monitor.refresh().await {
-            Ok(s) => {
-                errors = 0;
-                display.show(&s);
-                if let Err(e) = s.write(status_path) {
-                    tracing::warn!(error = %format!("{e:#}"), "writing status.json");
-                }
-                let blocks_done = args.blocks.is_some_and(|n| s.chains[0].block >= first_block + n);
-                last = Some(s);
-                if blocks_done {
-                    break;
-                }
-            }
-            Err(e) => {
-                errors += 1;
+/// A seed for the chaos victims when none is given.
+fn clock_seed() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+/// What the chaos audit reads: the miners' databases and accounts, the
+/// chains, the rollups' posted sequences.
+struct AuditTargets {
+    miners: Vec<AuditMiner>,
+    chains: Vec<AuditChain>,
+    /// Name, chain index, address, the sequencer's history.
+    rollups: Vec<(&'static str, usize, Address, Arc<Mutex<History>>)>,
+}
+
+impl AuditTargets {
+    fn rollups(&self) -> Vec<AuditRollup> {
+        self.rollups
+            .iter()
+            .map(|(name, chain, address, history)| AuditRollup {
+                name: name.to_string(),
+                chain: *chain,
+                address: *address,
+                sequences: history.lock().unwrap_or_else(|e| e.into_inner()).sequences.clone(),
+            })
+            .collect()
+    }
+}
+
+/// How the watch loop ended.
+struct LoopEnd {
+    status: Status,
+    /// The drain after the bound, and how long it took, if there was one.
+    drain: Option<(Drain, Duration)>,
+}
+
+/// Where the watch loop is.
+#[derive(Clone, Copy)]
+enum Phase {
+    Running,
+    /// Bound reached: no chaos, no new sequences; waiting for the lag to drain.
+    Draining {
+        since: Instant,
+        limit: Duration,
+    },
+}
+
+/// Whether every posted sequence is verified.
+fn all_verified(s: &Status) -> bool {
+    s.rollups.iter().all(|r| r.sequences_verified == r.sequences_posted && r.lag_batches == 0)
+}
+
+/// The running network the watch loop looks after.
+struct Network {
+    monitor: Monitor,
+    supervisor: Supervisor,
+    chains: Vec<Chain>,
+    sequencers: Sequencers,
+    chaos: Option<Chaos>,
+    audit: AuditTargets,
+}
+
+impl Network {
+    /// The chains' view plus the supervised processes and the kills.
+    async fn refresh(&mut self) -> anyhow::Result<Status> {
+        let mut s = self.monitor.refresh().await?;
+        s.processes = self.supervisor.snapshot();
+        s.chaos_kills = self.chaos.as_ref().map(|c| c.kills);
+        Ok(s)
+    }
+
+    /// Refreshes the view every second, supervises the miners' processes
+    /// and kills one now and then in chaos mode, until shutdown or the bound
+    /// (then, when draining, until the lag drained or the drain timed out).
+    async fn watch(
+        &mut self,
+        args: &DevnetArgs,
+        status_path: &Path,
+        first_block: u64,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<LoopEnd> {
+        let drain_limit = args.drain_secs.or(args.chaos.map(|_| chaos::DEFAULT_DRAIN_SECS)).map(Duration::from_secs);
+        let mut display = Display::new(Duration::from_secs(args.status_secs.max(1)));
+        let mut last: Option<Status> = None;
+        let mut phase = Phase::Running;
+        let mut errors = 0u32;
+        let drain = loop {
+            let now = Instant::now();
+            if self.supervisor.tick(now) {
                 display.detach();
-                tracing::warn!(error = %format!("{e:#}"), "reading the chains");
-                anyhow::ensure!(errors < 30, "the chains stopped answering: {e:#}");
             }
-        }
-        for m in miners.iter_mut() {
-            for p in m.procs_mut() {
-                if let Some(status) = p.exited() {
+            // A chain that dies is fatal, not restarted: anvil would come
+            // back from its last state file, seconds older than the blocks
+            // the miners' databases and outboxes have seen.
+            for c in self.chains.iter_mut() {
+                if let Some(status) = c.proc.exited() {
                     display.detach();
                     anyhow::bail!(
-                        "{} exited ({status}); last lines of {}:\n{}",
-                        p.name,
-                        p.log.display(),
-                        p.log_tail(30)
+                        "chain {} exited ({status}); last lines of {}:\n{}",
+                        c.name,
+                        c.proc.log.display(),
+                        c.proc.log_tail(30)
                     );
                 }
             }
+            match self.refresh().await {
+                Ok(s) => {
+                    errors = 0;
+                    display.show(&s);
+                    if let Err(e) = s.write(status_path) {
+                        tracing::warn!(error = %format!("{e:#}"), "writing status.json");
+                    }
+                    last = Some(s);
+                }
+                Err(e) => {
+                    errors += 1;
+                    display.detach();
+                    tracing::warn!(error = %format!("{e:#}"), "reading the chains");
+                    anyhow::ensure!(errors < 30, "the chains stopped answering: {e:#}");
+                }
+            }
+            match phase {
+                Phase::Running => {
+                    if let Some(chaos) = self.chaos.as_mut() {
+                        if let Some(victim) = chaos.due(now, &self.supervisor.candidates()) {
+                            if let Some((_, kind)) = self.supervisor.kill(victim, now) {
+                                chaos.kills.record(kind);
+                                display.detach();
+                            }
+                        }
+                    }
+                    let blocks_done = args
+                        .blocks
+                        .is_some_and(|n| last.as_ref().is_some_and(|s| s.chains[0].block >= first_block + n));
+                    let time_done =
+                        args.duration_secs.is_some_and(|d| self.monitor.elapsed() >= Duration::from_secs(d));
+                    if blocks_done || time_done {
+                        let Some(limit) = drain_limit else { break None };
+                        self.sequencers.stop().await;
+                        display.detach();
+                        println!(
+                            "bound reached: chaos and sequencers stopped; waiting up to {}s for the lag to drain",
+                            limit.as_secs()
+                        );
+                        phase = Phase::Draining { since: Instant::now(), limit };
+                        continue;
+                    }
+                }
+                Phase::Draining { since, limit } => {
+                    if last.as_ref().is_some_and(all_verified) && self.supervisor.all_running() {
+                        // Every sequence verified and every process back up;
+                        // the miners' commits must be revealed too before the
+                        // miners stop (or the stop would cost them penalties).
+                        match chaos::commits(&self.audit.miners, &self.audit.chains, &self.audit.rollups()).await {
+                            Ok(c) if c.pending.is_empty() => break Some((Drain::Drained, since.elapsed())),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %format!("{e:#}"), "reading the miners' commits"),
+                        }
+                    }
+                    if since.elapsed() >= limit {
+                        break Some((Drain::TimedOut, since.elapsed()));
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            if *shutdown.borrow() {
+                break match phase {
+                    Phase::Running => None,
+                    Phase::Draining { since, .. } => Some((Drain::Interrupted, since.elapsed())),
+                };
+            }
+        };
+        display.detach();
+        let status = last.context("no status was ever read from the chains")?;
+        if let Some((Drain::Drained, took)) = drain {
+            println!("drained: every posted sequence verified {:.1}s after the bound", took.as_secs_f64());
         }
-        if args.duration_secs.is_some_and(|d| monitor.elapsed() >= Duration::from_secs(d)) {
-            break;
-        }
-        tokio::select! {
-            _ = shutdown.changed() => break,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-        if *shutdown.borrow() {
-            break;
-        }
+        Ok(LoopEnd { status, drain })
     }
-    display.detach();
-    last.context("no status was ever read from the chains")
+
+    /// Audits a chaos run (stop the miners first: this reads their
+    /// databases) and gives its verdict.
+    async fn chaos_summary(&self, chaos: &Chaos, status: &Status, end: &LoopEnd) -> anyhow::Result<ChaosSummary> {
+        let outboxes = chaos::outboxes(&self.audit.miners, &self.audit.chains).await?;
+        let commits = chaos::commits(&self.audit.miners, &self.audit.chains, &self.audit.rollups()).await?;
+        let mut details = Vec::new();
+        let mut penalties = 0u64;
+        for m in &status.miners {
+            for c in m.chains.iter().filter(|c| c.punished > 0) {
+                penalties += c.punished;
+                details.push(format!(
+                    "{} on {}: {} penalties ({})",
+                    m.name,
+                    c.chain,
+                    c.punished,
+                    progress::eth(c.penalties_wei)
+                ));
+            }
+        }
+        penalties += commits.missed.len() as u64;
+        details.extend(commits.missed.iter().map(|m| format!("commit expired without a valid proof: {m}")));
+        details.extend(commits.pending.iter().map(|m| format!("commit not revealed when the miners stopped: {m}")));
+        details.extend(outboxes.double_sends.iter().cloned());
+        details.extend(outboxes.nonce_gaps.iter().cloned());
+        let rollups: Vec<RollupSummary> = status
+            .rollups
+            .iter()
+            .map(|r| RollupSummary {
+                name: r.name.clone(),
+                sequences_posted: r.sequences_posted,
+                sequences_verified: r.sequences_verified,
+                lag_batches: r.lag_batches,
+            })
+            .collect();
+        let (drain, drain_took) = end.drain.unwrap_or((Drain::Interrupted, Duration::ZERO));
+        let mut summary = ChaosSummary {
+            seed: chaos.seed,
+            every_secs: chaos.every.as_secs_f64(),
+            elapsed_secs: status.elapsed_secs,
+            kills: chaos.kills,
+            restarts: status.restarts(),
+            sequences_posted: rollups.iter().map(|r| r.sequences_posted).sum(),
+            sequences_verified: rollups.iter().map(|r| r.sequences_verified).sum(),
+            rollups,
+            drain,
+            drain_secs: drain_took.as_secs_f64(),
+            honest_penalties: penalties,
+            double_sends: outboxes.double_sends.len() as u64,
+            nonce_gaps: outboxes.nonce_gaps.len() as u64,
+            transactions: outboxes.transactions,
+            reverted_transactions: outboxes.reverted,
+            details,
+            failures: Vec::new(),
+        };
+        summary.failures = summary.verdict();
+        Ok(summary)
+    }
 }
 
 /// Empties the data directory but keeps the keys, which take long to make
@@ -630,8 +891,36 @@ pub fn write_miner_config(m: &MinerSetup) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Starts a miner's `zkpow aggregator` and `provers` × `zkpow prover` from
-/// `exe` with the configuration at `config`, logging to `logs/NAME-*.log`.
+/// A miner's processes: its `zkpow aggregator` and `provers` × `zkpow
+/// prover`, run from `exe` with the configuration at `config`, logging to
+/// `logs/NAME-*.log`. The aggregator comes first.
+pub fn miner_procs(exe: &Path, config: &Path, name: &str, provers: usize, logs: &Path) -> Vec<ProcSpec> {
+    let base = |kind: ProcKind| -> Vec<OsString> { vec!["--config".into(), config.into(), kind.as_str().into()] };
+    let mut out = vec![ProcSpec {
+        name: format!("{name} aggregator"),
+        kind: ProcKind::Aggregator,
+        miner: name.into(),
+        program: exe.into(),
+        args: base(ProcKind::Aggregator),
+        env: Vec::new(),
+        log: logs.join(format!("{name}-aggregator.log")),
+    }];
+    for p in 0..provers {
+        let prover = format!("{name}-prover{p}");
+        out.push(ProcSpec {
+            name: prover.clone(),
+            kind: ProcKind::Prover,
+            miner: name.into(),
+            program: exe.into(),
+            args: base(ProcKind::Prover),
+            env: vec![("ZKPOW_PROVER__NAME".into(), prover.as_str().into())],
+            log: logs.join(format!("{prover}.log")),
+        });
+    }
+    out
+}
+
+/// Starts a miner's processes (see [`miner_procs`]) without supervision.
 /// Call it from the thread that lives as long as the miner (see [`ChildProc::spawn`]).
 pub fn spawn_miner(
     exe: &Path,
@@ -640,18 +929,10 @@ pub fn spawn_miner(
     provers: usize,
     logs: &Path,
 ) -> anyhow::Result<(ChildProc, Vec<ChildProc>)> {
-    let mut cmd = Command::new(exe);
-    cmd.arg("--config").arg(config).arg("aggregator");
-    let aggregator =
-        ChildProc::spawn(&format!("{name} aggregator"), cmd, &logs.join(format!("{name}-aggregator.log")))?;
-    let mut out = Vec::with_capacity(provers);
-    for p in 0..provers {
-        let prover = format!("{name}-prover{p}");
-        let mut cmd = Command::new(exe);
-        cmd.arg("--config").arg(config).arg("prover").env("ZKPOW_PROVER__NAME", &prover);
-        out.push(ChildProc::spawn(&prover, cmd, &logs.join(format!("{prover}.log")))?);
-    }
-    Ok((aggregator, out))
+    let mut procs = miner_procs(exe, config, name, provers, logs).into_iter();
+    let aggregator = procs.next().context("a miner without an aggregator")?.spawn()?;
+    let provers = procs.map(|p| p.spawn()).collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((aggregator, provers))
 }
 
 /// Writes a secret readable by the owner only.

@@ -1,6 +1,7 @@
 //! Child processes of the devnet (anvil, aggregators, provers): spawned with
-//! their output in a log file, stopped with SIGTERM and a grace period, and
-//! never left behind.
+//! their output in a log file, stopped with SIGTERM and a grace period (or
+//! SIGKILLed by chaos mode), and never left behind. Restarting them is
+//! `supervise`'s business.
 
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
@@ -67,6 +68,15 @@ impl ChildProc {
                 }
             }
         }
+    }
+
+    /// SIGKILL, the way a crash or the OOM killer ends a process (no chance
+    /// to clean up), and reaps it. Returns its exit status.
+    pub fn kill(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        // Fails only if the child was reaped already; `wait` then returns its status.
+        let _ = child.kill();
+        child.wait().ok()
     }
 
     /// SIGTERM, wait up to `grace`, then SIGKILL; always reaps the child.

@@ -2,8 +2,10 @@
 //! verified and the lag (read from the contract: `lastBatch`,
 //! `lastVerifiedBatch`, `stateRoot`), per miner and chain the rewards and
 //! penalties (summed from the deposit contract's `Rewarded` and `Slashed`
-//! events, so claiming does not hide them). The same [`Status`] is written
-//! to `status.json` in the data directory for scripts and tests.
+//! events, so claiming does not hide them), per supervised child process
+//! whether it runs and how often it was restarted, and chaos mode's kills.
+//! The same [`Status`] is written to `status.json` in the data directory
+//! for scripts and tests.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -17,7 +19,9 @@ use alloy::sol_types::SolEvent;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use super::chaos::Kills;
 use super::sequencer::History;
+use super::supervise::ProcKind;
 use crate::chain::bindings::{MinerDeposit, ZkPowRollup};
 use crate::circuit::Shape;
 
@@ -27,6 +31,26 @@ pub struct Status {
     pub chains: Vec<ChainStatus>,
     pub rollups: Vec<RollupStatus>,
     pub miners: Vec<MinerStatus>,
+    /// The miners' supervised child processes (filled in by the devnet's
+    /// loop, not read from the chains).
+    #[serde(default)]
+    pub processes: Vec<ProcStatus>,
+    /// Chaos mode's kills so far (absent without `--chaos`).
+    #[serde(default)]
+    pub chaos_kills: Option<Kills>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcStatus {
+    pub name: String,
+    pub kind: ProcKind,
+    pub miner: String,
+    pub running: bool,
+    pub pid: Option<u32>,
+    /// Times the supervisor started it again after it died or was killed.
+    pub restarts: u32,
+    /// How it ended last time (exit status, or the chaos kill).
+    pub last_exit: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -230,7 +254,7 @@ impl Monitor {
             }
             miners.push(MinerStatus { name: m.name.clone(), address: m.address, chains: per_chain });
         }
-        Ok(Status { elapsed_secs: elapsed, chains, rollups, miners })
+        Ok(Status { elapsed_secs: elapsed, chains, rollups, miners, processes: Vec::new(), chaos_kills: None })
     }
 }
 
@@ -290,7 +314,23 @@ impl Status {
                 .collect();
             out.push(format!("  {:<7} {}  {}", m.name, m.address, per.join(" | ")));
         }
+        if !self.processes.is_empty() {
+            let procs: Vec<String> = self
+                .processes
+                .iter()
+                .map(|p| format!("{} {} (restarts {})", p.name, if p.running { "up" } else { "DOWN" }, p.restarts))
+                .collect();
+            out.push(format!("  processes  {}", procs.join(", ")));
+        }
+        if let Some(k) = &self.chaos_kills {
+            out.push(format!("  chaos      kills {} (aggregators {}, provers {})", k.total, k.aggregator, k.prover));
+        }
         out
+    }
+
+    /// Restarts of all supervised processes together.
+    pub fn restarts(&self) -> u32 {
+        self.processes.iter().map(|p| p.restarts).sum()
     }
 
     /// One line for logs.
@@ -318,7 +358,25 @@ impl Status {
                 format!("{} rewards {} penalties {}", m.name, eth(rewards), eth(penalties))
             })
             .collect();
-        format!("devnet {} | {} | {}", duration(self.elapsed_secs), rollups.join(" | "), miners.join(" | "))
+        let mut line =
+            format!("devnet {} | {} | {}", duration(self.elapsed_secs), rollups.join(" | "), miners.join(" | "));
+        if !self.processes.is_empty() {
+            // Only the processes that needed the supervisor, to keep the line short.
+            let restarted: Vec<String> = self
+                .processes
+                .iter()
+                .filter(|p| p.restarts > 0 || !p.running)
+                .map(|p| format!("{} {}{}", p.name, p.restarts, if p.running { "" } else { " (down)" }))
+                .collect();
+            line += &format!(" | restarts {}", self.restarts());
+            if !restarted.is_empty() {
+                line += &format!(" ({})", restarted.join(", "));
+            }
+        }
+        if let Some(k) = &self.chaos_kills {
+            line += &format!(" | chaos kills {}", k.total);
+        }
+        line
     }
 
     pub fn write(&self, path: &std::path::Path) -> anyhow::Result<()> {
@@ -364,5 +422,55 @@ impl Display {
     /// Something else is about to write: the next view starts below it.
     pub fn detach(&mut self) {
         self.drawn = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proc(name: &str, kind: ProcKind, running: bool, restarts: u32) -> ProcStatus {
+        ProcStatus {
+            name: name.into(),
+            kind,
+            miner: "miner1".into(),
+            running,
+            pid: running.then_some(42),
+            restarts,
+            last_exit: None,
+        }
+    }
+
+    #[test]
+    fn restarts_and_kills_show_in_the_view_and_the_line() {
+        let mut s = Status {
+            elapsed_secs: 61.0,
+            chains: Vec::new(),
+            rollups: Vec::new(),
+            miners: Vec::new(),
+            processes: vec![
+                proc("miner1 aggregator", ProcKind::Aggregator, true, 2),
+                proc("miner1-prover0", ProcKind::Prover, false, 1),
+                proc("miner2 aggregator", ProcKind::Aggregator, true, 0),
+            ],
+            chaos_kills: None,
+        };
+        assert_eq!(s.restarts(), 3);
+        let view = s.lines().join("\n");
+        assert!(view.contains("miner1 aggregator up (restarts 2), miner1-prover0 DOWN (restarts 1)"), "{view}");
+        assert!(!view.contains("chaos"), "{view}");
+        let line = s.line();
+        assert!(line.ends_with("| restarts 3 (miner1 aggregator 2, miner1-prover0 1 (down))"), "{line}");
+
+        s.chaos_kills = Some(Kills { total: 3, aggregator: 2, prover: 1 });
+        assert!(s.lines().join("\n").contains("kills 3 (aggregators 2, provers 1)"));
+        assert!(s.line().ends_with("| chaos kills 3"), "{}", s.line());
+    }
+
+    #[test]
+    fn a_status_json_without_processes_still_reads() {
+        let s: Status =
+            serde_json::from_str(r#"{"elapsed_secs": 1.0, "chains": [], "rollups": [], "miners": []}"#).unwrap();
+        assert!(s.processes.is_empty() && s.chaos_kills.is_none());
     }
 }
