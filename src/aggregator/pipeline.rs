@@ -292,6 +292,10 @@ pub fn mark_verified(
     for s in db::unverified_sequences(conn, rollup)? {
         if s.final_batch <= last_verified {
             db::update_sequence_state(conn, rollup, s.init_batch, SequenceState::Verified, now)?;
+            // Nothing proves a verified sequence again, and witnesses are
+            // the largest rows by far: keeping them grows the database with
+            // every batch for the daemon's whole life.
+            db::clear_witnesses(conn, rollup, s.init_batch)?;
             crate::metrics::sequence_verified(rollup, (now - s.posted_at).max(0) as f64 / 1000.0);
             n += 1;
         }

@@ -194,6 +194,15 @@ impl Setup {
         assert_eq!(on.deposit_of(self.miner.address).await, 2 * ETHER, "nobody was punished");
         assert_eq!(on.rollup.stateRoot().call().await.unwrap(), zkpow::chain::root_to_b256(&self.rollup.state.root()));
         assert_clean_outbox(&self.miner, &on, 31337).await;
+        // Witnesses are the largest rows; verified sequences keep none.
+        let db = self.miner.db();
+        for s in sequences {
+            wait_for("the witnesses of a verified sequence cleared", LIMIT, &[&self.miner], || async {
+                let batches = db.with_conn(|c| db::sequence_batches(c, "r1", s.0)).unwrap();
+                (!batches.is_empty() && batches.iter().all(|b| b.witness.is_none())).then_some(())
+            })
+            .await;
+        }
     }
 }
 
