@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use alloy::node_bindings::Anvil;
 use alloy::primitives::Address;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::Filter;
@@ -15,8 +16,10 @@ use zkpow::chain::bindings::{MinerDeposit, ZkPowRollup};
 use zkpow::circuit::keys::{cached_test_keys, test_params_dir};
 use zkpow::circuit::Shape;
 use zkpow::config::Config;
+use zkpow::devnet::chaos::{ChaosSummary, Drain};
 use zkpow::devnet::progress::Status;
 use zkpow::devnet::sequencer::replay;
+use zkpow::devnet::supervise::ProcKind;
 
 use crate::common::anvil::{anvil_path, spawn};
 use crate::common::procs::{log_tail, Proc};
@@ -34,16 +37,20 @@ fn free_port_pair() -> u16 {
     panic!("no two consecutive free ports");
 }
 
-/// Runs the devnet with its data in `dir/data` (`--fresh` empties that) and
-/// its output in `dir`.
-fn devnet(dir: &Path, extra: &[&str], chain_port: u16, api_port: u16, run: usize) -> Proc {
+/// Blocks, windows and sequences of the devnet tests: fast.
+const TIMING: &[&str] =
+    &["--block-time", "0.5", "--t1", "8", "--t2", "12", "--interval-secs", "3", "--max-batches", "2"];
+
+/// Runs the devnet with `timing` (see [`TIMING`]), its data in `dir/data`
+/// (`--fresh` empties that) and its output in `dir`.
+fn devnet(dir: &Path, timing: &[&str], extra: &[&str], chain_port: u16, api_port: u16, run: usize) -> Proc {
     let mut cmd = Command::new(BIN);
     cmd.arg("devnet")
         .arg("--data-dir")
         .arg(dir.join("data"))
         .arg("--keys-dir")
         .arg(test_params_dir())
-        .args(["--block-time", "0.5", "--t1", "8", "--t2", "12", "--interval-secs", "3", "--max-batches", "2"])
+        .args(timing)
         .args(["--base-port", &chain_port.to_string(), "--api-port", &api_port.to_string(), "--status-secs", "5"])
         .args(extra)
         .env("ANVIL", anvil_path())
@@ -61,7 +68,7 @@ fn read_status(dir: &Path) -> Option<Status> {
 fn failure(dir: &Path, run: usize) -> String {
     let mut s = format!(
         "--- stdout ---\n{}\n--- stderr ---\n{}",
-        log_tail(&dir.join(format!("stdout{run}.log")), 20),
+        log_tail(&dir.join(format!("stdout{run}.log")), 40),
         log_tail(&dir.join(format!("stderr{run}.log")), 30)
     );
     for name in ["miner1-aggregator", "miner2-aggregator", "miner1-prover0"] {
@@ -113,7 +120,7 @@ async fn devnet_verifies_on_both_chains_rewards_both_miners_and_resumes() {
     let dir = tmp.path();
     let (chain_port, api_port) = (free_port_pair(), free_port_pair());
     let started = Instant::now();
-    let mut p = devnet(dir, &["--fresh", "--duration-secs", "170"], chain_port, api_port, 1);
+    let mut p = devnet(dir, TIMING, &["--fresh", "--duration-secs", "170"], chain_port, api_port, 1);
 
     let done = |s: &Status| {
         s.rollups.iter().all(|r| r.sequences_verified >= 1)
@@ -186,7 +193,7 @@ async fn devnet_verifies_on_both_chains_rewards_both_miners_and_resumes() {
     let before = read_status(dir).unwrap();
 
     // A second run resumes the same chains, contracts and sequencer state.
-    let mut p = devnet(dir, &["--blocks", "50"], chain_port, api_port, 2);
+    let mut p = devnet(dir, TIMING, &["--blocks", "50"], chain_port, api_port, 2);
     let start = Instant::now();
     let code = loop {
         if let Some(code) = p.0.try_wait().unwrap() {
@@ -206,6 +213,97 @@ async fn devnet_verifies_on_both_chains_rewards_both_miners_and_resumes() {
         assert_eq!(a.root_matches, Some(true), "{}", a.name);
     }
     assert!(after.miners.iter().all(|m| m.chains.iter().all(|c| c.punished == 0)));
+    eprintln!("whole test: {:.1}s", started.elapsed().as_secs_f64());
+}
+
+/// A short chaos run: miner processes are SIGKILLed every few seconds and
+/// restarted by the devnet; once the bound is reached and the lag drained,
+/// the audit must find every posted sequence verified and no honest
+/// penalty, double send or nonce gap. The chain is checked here directly
+/// too, not only through the devnet's own summary.
+#[tokio::test(flavor = "multi_thread")]
+async fn devnet_chaos_run_restarts_killed_miners_and_loses_nothing() {
+    cached_test_keys(Shape { k: 2, d: 4 }).unwrap();
+    cached_test_keys(Shape { k: 2, d: 5 }).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (chain_port, api_port) = (free_port_pair(), free_port_pair());
+    let started = Instant::now();
+    // Longer windows than TIMING: a killed aggregator needs a few seconds
+    // to come back, on a loaded machine more, and a miner that misses its
+    // reveal window is penalized (which this test must not see).
+    // Sequences no faster than two miners prove them on two cores, so the
+    // drain is short.
+    let timing = ["--block-time", "0.5", "--t1", "10", "--t2", "40", "--interval-secs", "12", "--max-batches", "2"];
+    // Kills at 8, 16, ... 48 s: aggregators first and every other one.
+    let chaos = ["--fresh", "--chaos", "8", "--chaos-seed", "14", "--duration-secs", "50", "--drain-secs", "150"];
+    let mut p = devnet(dir, &timing, &chaos, chain_port, api_port, 1);
+    let code = loop {
+        if let Some(code) = p.0.try_wait().unwrap() {
+            break code;
+        }
+        assert!(started.elapsed() < Duration::from_secs(270), "the chaos run did not end\n{}", failure(dir, 1));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    eprintln!("chaos run: {:.1}s", started.elapsed().as_secs_f64());
+    assert!(code.success(), "chaos run: {code}\n{}", failure(dir, 1));
+    let out = std::fs::read_to_string(dir.join("stdout1.log")).unwrap();
+    assert!(out.contains("chaos summary") && out.contains("PASS"), "{out}");
+
+    let summary: ChaosSummary =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("data/chaos.json")).unwrap()).unwrap();
+    eprintln!("{}", summary.lines().join("\n"));
+    assert!(summary.kills.total >= 5 && summary.kills.aggregator >= 2, "{:?}", summary.kills);
+    assert_eq!(summary.kills.total, summary.kills.aggregator + summary.kills.prover);
+    assert_eq!(summary.drain, Drain::Drained);
+    assert!(summary.sequences_posted >= 4, "{}", summary.sequences_posted);
+    assert_eq!(summary.sequences_verified, summary.sequences_posted);
+    assert_eq!(summary.honest_penalties, 0, "{:?}", summary.details);
+    assert_eq!(summary.double_sends, 0, "{:?}", summary.details);
+    assert_eq!(summary.nonce_gaps, 0, "{:?}", summary.details);
+    assert!(summary.transactions > 0, "the audit read the outboxes");
+    assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+
+    // status.json: every kill was followed by a restart, and everything
+    // runs again by the end of the drain.
+    let status = read_status(dir).unwrap();
+    assert_eq!(status.processes.len(), 4, "{:?}", status.processes);
+    assert_eq!(status.restarts(), summary.kills.total, "{:?}", status.processes);
+    assert_eq!(summary.restarts, summary.kills.total);
+    let aggregator_restarts: u32 =
+        status.processes.iter().filter(|p| p.kind == ProcKind::Aggregator).map(|p| p.restarts).sum();
+    assert_eq!(aggregator_restarts, summary.kills.aggregator);
+    assert_eq!(status.chaos_kills, Some(summary.kills));
+
+    for p in &status.processes {
+        assert!(p.running, "{p:?}");
+        if p.restarts > 0 {
+            // Killed by chaos, not crashed on its own.
+            assert!(p.last_exit.as_deref().is_some_and(|e| e.starts_with("chaos")), "{p:?}");
+        }
+    }
+
+    // The chains agree. The devnet has stopped them (anvil writes its state
+    // on SIGTERM): read them again from their state files.
+    let manifest: Manifest =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("data/devnet.json")).unwrap()).unwrap();
+    for c in &manifest.chains {
+        let anvil = Anvil::at(anvil_path())
+            .arg("--load-state")
+            .arg(dir.join(format!("data/{}.state.json", c.name)).display().to_string())
+            .spawn();
+        let provider = ProviderBuilder::new().connect_http(anvil.endpoint_url()).erased();
+        let filter =
+            Filter::new().address(c.deposit).event_signature(MinerDeposit::Slashed::SIGNATURE_HASH).from_block(0);
+        let punished = provider.get_logs(&filter).await.unwrap();
+        assert!(punished.is_empty(), "{}: an honest miner was punished: {punished:?}", c.name);
+        for r in manifest.rollups.iter().filter(|r| r.chain == c.name) {
+            let contract = ZkPowRollup::new(r.rollup, provider.clone());
+            let (last, verified) =
+                (contract.lastBatch().call().await.unwrap(), contract.lastVerifiedBatch().call().await.unwrap());
+            assert!(last >= 2 && verified == last, "{}: {verified} of {last} batches verified", r.name);
+        }
+    }
     eprintln!("whole test: {:.1}s", started.elapsed().as_secs_f64());
 }
 
