@@ -76,6 +76,21 @@ pub fn load_genesis(path: &std::path::Path) -> anyhow::Result<Vec<(u64, Account)
     serde_json::from_str(&text).with_context(|| format!("parsing genesis file {}", path.display()))
 }
 
+/// Checks that genesis accounts fit a tree of `depth` levels and name each
+/// index once (a tree would silently keep the last of two entries).
+pub fn check_genesis(genesis: &[(u64, Account)], depth: usize) -> anyhow::Result<()> {
+    let capacity = 1u64.checked_shl(depth as u32).filter(|_| depth < 64).unwrap_or(u64::MAX);
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, _) in genesis {
+        anyhow::ensure!(
+            *i < capacity,
+            "account index {i} does not fit the shape's tree of depth {depth} (indices 0..{capacity})"
+        );
+        anyhow::ensure!(seen.insert(*i), "account index {i} appears twice");
+    }
+    Ok(())
+}
+
 struct RollupRuntime {
     ctx: RollupCtx,
     address: Address,
@@ -88,6 +103,8 @@ async fn rollup_runtime(cfg: &Config, r: &RollupConfig) -> anyhow::Result<Rollup
     let address: Address = r.address.parse().with_context(|| format!("rollups.{}: address {:?}", r.name, r.address))?;
     let vk = VerifierKey::load(&cfg.keys.dir, r.shape)?;
     let genesis = load_genesis(&r.genesis_file)?;
+    check_genesis(&genesis, r.shape.d)
+        .with_context(|| format!("rollup {}: genesis file {}", r.name, r.genesis_file.display()))?;
     let provider = ProviderBuilder::new().connect_http(chain.rpc_url.parse().context("chains.rpc_url")?);
     let onchain_genesis = ZkPowRollup::new(address, provider)
         .stateRootAt(0)
@@ -467,5 +484,21 @@ async fn watch_chain(
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn genesis_accounts_must_fit_the_tree_and_be_unique() {
+        let a = Account { balance: 5, nonce: 0 };
+        check_genesis(&[(0, a), (15, a)], 4).unwrap();
+        let err = format!("{:#}", check_genesis(&[(16, a)], 4).unwrap_err());
+        assert!(err.contains("index 16") && err.contains("depth 4"), "{err}");
+        let err = format!("{:#}", check_genesis(&[(3, a), (3, a)], 4).unwrap_err());
+        assert!(err.contains("twice"), "{err}");
+        check_genesis(&[(u64::MAX, a)], 64).unwrap();
     }
 }
