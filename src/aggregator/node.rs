@@ -79,12 +79,12 @@ pub fn load_genesis(path: &std::path::Path) -> anyhow::Result<Vec<(u64, Account)
 /// Checks that genesis accounts fit a tree of `depth` levels and name each
 /// index once (a tree would silently keep the last of two entries).
 pub fn check_genesis(genesis: &[(u64, Account)], depth: usize) -> anyhow::Result<()> {
-    let capacity = 1u64.checked_shl(depth as u32).filter(|_| depth < 64).unwrap_or(u64::MAX);
+    let fits = |i: u64| depth >= 64 || i >> depth == 0;
     let mut seen = std::collections::BTreeSet::new();
     for (i, _) in genesis {
         anyhow::ensure!(
-            *i < capacity,
-            "account index {i} does not fit the shape's tree of depth {depth} (indices 0..{capacity})"
+            fits(*i),
+            "account index {i} does not fit the shape's tree of depth {depth} (indices below 2^{depth})"
         );
         anyhow::ensure!(seen.insert(*i), "account index {i} appears twice");
     }
