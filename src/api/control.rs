@@ -18,9 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::BearerToken;
 use super::error::ApiError;
-use crate::aggregator::dispatcher::{DispatcherHandle, GetSnapshot};
+use crate::aggregator::dispatcher::{DispatcherHandle, GetSnapshot, GetTask};
 use crate::aggregator::ha::Role;
 use crate::aggregator::pause::PauseSwitch;
+use crate::aggregator::task::{Task, TaskStatus};
 use crate::db::{self, Db, SequenceState, SubmissionStatus};
 
 /// The OpenAPI 3 description of every route this daemon serves.
@@ -391,6 +392,25 @@ fn parse_id(id: &str) -> Result<u64, ApiError> {
     id.parse().map_err(|_| ApiError::bad_request(format!("sequence id {id:?} is not a batch number")))
 }
 
+/// Overwrites a task view's state with the dispatcher's: queued, leased (by
+/// whom, until when), failed (why) or done.
+fn live_task_state(view: &mut serde_json::Value, live: &Task) {
+    view["attempts"] = live.attempts.into();
+    match &live.status {
+        TaskStatus::Queued => view["status"] = "queued".into(),
+        TaskStatus::Leased { holder, expires_at_ms } => {
+            view["status"] = "leased".into();
+            view["lease_holder"] = holder.clone().into();
+            view["lease_expires_at"] = (*expires_at_ms).into();
+        }
+        TaskStatus::Done => view["status"] = "done".into(),
+        TaskStatus::Failed { reason } => {
+            view["status"] = "failed".into();
+            view["last_error"] = reason.clone().into();
+        }
+    }
+}
+
 async fn sequence(api: Api, req: HttpRequest, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     api.authorize(&req, Access::Read)?;
     let (rollup, id) = path.into_inner();
@@ -429,16 +449,23 @@ async fn sequence(api: Api, req: HttpRequest, path: web::Path<(String, String)>)
         timeline.push((v, "verified on chain".into()));
     }
     timeline.sort();
-    let tasks: Vec<serde_json::Value> = tasks
-        .iter()
-        .map(|t| {
-            serde_json::json!({
-                "id": t.id, "kind": t.kind, "first_batch": t.first_batch, "last_batch": t.last_batch,
-                "status": t.status, "attempts": t.attempts, "last_error": t.last_error,
-                "created_at": t.created_at, "updated_at": t.updated_at,
-            })
-        })
-        .collect();
+    let mut views = Vec::with_capacity(tasks.len());
+    for t in &tasks {
+        let mut v = serde_json::json!({
+            "id": t.id, "kind": t.kind, "first_batch": t.first_batch, "last_batch": t.last_batch,
+            "status": t.status, "attempts": t.attempts, "last_error": t.last_error,
+            "created_at": t.created_at, "updated_at": t.updated_at,
+        });
+        // The database records a task and its proof; leases and failures
+        // live in the dispatcher, which has the current state.
+        if t.status != db::TaskStatus::Done {
+            if let Some(live) = api.dispatcher.addr().send(GetTask(t.id.clone())).await? {
+                live_task_state(&mut v, &live);
+            }
+        }
+        views.push(v);
+    }
+    let tasks = views;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "sequence": sequence_json(&seq),
         "tasks": tasks,
@@ -506,4 +533,31 @@ async fn resume(api: Api, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     api.dispatcher.wake();
     tracing::info!("resumed");
     Ok(HttpResponse::Ok().json(serde_json::json!({ "paused": false })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregator::task::test_support::batch;
+
+    #[test]
+    fn a_task_view_shows_the_dispatchers_state() {
+        let mut queue = crate::aggregator::TaskQueue::new(Default::default());
+        let new = batch("r", 1, 1);
+        let id = new.id();
+        queue.enqueue(new).unwrap();
+        let mut live = queue.get(&id).cloned().unwrap();
+        let mut v = serde_json::json!({ "status": "queued", "attempts": 0, "last_error": null });
+        live.status = TaskStatus::Leased { holder: "p1".into(), expires_at_ms: 42 };
+        live.attempts = 2;
+        live_task_state(&mut v, &live);
+        assert_eq!(
+            (v["status"].as_str(), v["lease_holder"].as_str(), v["attempts"].as_u64()),
+            (Some("leased"), Some("p1"), Some(2))
+        );
+        live.status = TaskStatus::Failed { reason: "prover p1 failed: out of memory".into() };
+        live_task_state(&mut v, &live);
+        assert_eq!(v["status"], "failed");
+        assert_eq!(v["last_error"], "prover p1 failed: out of memory");
+    }
 }
