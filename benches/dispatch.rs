@@ -106,6 +106,9 @@ struct Args {
     /// Tasks dispatched one at a time per latency run.
     #[arg(long, default_value_t = 200)]
     latency_samples: usize,
+    /// Parts to run: any of a, b, c (e.g. `--parts a` to profile one).
+    #[arg(long, value_delimiter = ',', default_value = "a,b,c")]
+    parts: Vec<String>,
     /// One tiny iteration of every part, checked (also the default without `--bench`).
     #[arg(long)]
     smoke: bool,
@@ -476,6 +479,38 @@ fn batch_task(seq_height: u64, batch_num: u64, witness: BatchWitness) -> NewTask
 
 struct RoundTrips {
     per_sec: f64,
+    /// CPU time per round trip of the aggregator's threads and of the
+    /// simulated provers' (which would run on other machines), µs.
+    aggregator_cpu_us: f64,
+    provers_cpu_us: f64,
+}
+
+/// CPU seconds this process's live threads have used: (aggregator,
+/// simulated provers). Provers are the threads of their runtime
+/// ("sim-prover") and of their proving pool ("zkpow-prove-N"); the rest is
+/// the aggregator (its actor system, HTTP workers and blocking pool) and
+/// the benchmark's own bookkeeping on the main thread.
+fn cpu_split() -> (f64, f64) {
+    // SAFETY: sysconf reads a constant of the system.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let (mut aggregator, mut provers) = (0.0, 0.0);
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return (f64::NAN, f64::NAN) };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+        // "tid (comm) state ...": the name may hold spaces, so split at the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let comm = &stat[open + 1..close];
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line, 11 and 12 after the name.
+        let cpu = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let secs = (cpu(11) + cpu(12)) / ticks;
+        if comm.starts_with("sim-prover") || comm.starts_with("zkpow-prove") {
+            provers += secs;
+        } else {
+            aggregator += secs;
+        }
+    }
+    (aggregator, provers)
 }
 
 async fn round_trips(rt: &tokio::runtime::Runtime, provers: usize, args: &Args) -> anyhow::Result<RoundTrips> {
@@ -484,10 +519,14 @@ async fn round_trips(rt: &tokio::runtime::Runtime, provers: usize, args: &Args) 
     let tasks = (provers * args.rt_per_prover).max(args.rt_min_tasks);
     // Batch tasks need no chaining here: a few distinct witnesses, reused.
     let pool = witnesses(16, 7)?;
-    for n in 1..=tasks as u64 {
-        agg.enqueue(batch_task(n, n, pool[(n as usize) % pool.len()].clone()));
+    let batch: Vec<NewTask> =
+        (1..=tasks as u64).map(|n| batch_task(n, n, pool[(n as usize) % pool.len()].clone())).collect();
+    let cpu_before = cpu_split();
+    for task in batch {
+        agg.enqueue(task);
     }
     agg.wait_accepted(tasks, Duration::from_secs(600)).await?;
+    let cpu_after = cpu_split();
     let times: Vec<Instant> = agg.accepted_times().into_iter().map(|(t, _)| t).collect();
     // The middle 80 %: the start (all provers arriving at once) and the tail
     // (fewer tasks than provers left) are not the steady state.
@@ -496,7 +535,12 @@ async fn round_trips(rt: &tokio::runtime::Runtime, provers: usize, args: &Args) 
     let per_sec = (hi - 1 - lo) as f64 / secs;
     p.stop().await?;
     agg.server.stop(false).await;
-    Ok(RoundTrips { per_sec })
+    let us = |after: f64, before: f64| (after - before) / tasks as f64 * 1e6;
+    Ok(RoundTrips {
+        per_sec,
+        aggregator_cpu_us: us(cpu_after.0, cpu_before.0),
+        provers_cpu_us: us(cpu_after.1, cpu_before.1),
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -574,13 +618,11 @@ struct Utilisation {
 }
 
 async fn utilisation(rt: &tokio::runtime::Runtime, args: &Args, seed: u64) -> anyhow::Result<Utilisation> {
-    let trees: Vec<Range> =
-        (0..args.sequences).map(|s| (s * args.batches + 1, (s + 1) * args.batches)).collect();
+    let trees: Vec<Range> = (0..args.sequences).map(|s| (s * args.batches + 1, (s + 1) * args.batches)).collect();
     let total = (args.sequences * args.batches) as usize;
     let mut rng = rand::rngs::ChaCha20Rng::seed_from_u64(seed);
-    let times: HashMap<u64, f64> = (1..=total as u64)
-        .map(|b| (b, args.mean_proof_ms / 1000.0 * rng.random_range(0.5..1.5)))
-        .collect();
+    let times: HashMap<u64, f64> =
+        (1..=total as u64).map(|b| (b, args.mean_proof_ms / 1000.0 * rng.random_range(0.5..1.5))).collect();
     let work: f64 = times.values().sum();
     let ideal_s = ideal_makespan(&trees, &times, args.util_provers);
     let longest = times.values().copied().fold(0.0, f64::max);
@@ -691,6 +733,8 @@ fn runs(v: &[f64], digits: usize) -> String {
 #[derive(Default)]
 struct Results {
     rt: BTreeMap<usize, Vec<f64>>,
+    rt_agg_cpu: BTreeMap<usize, Vec<f64>>,
+    rt_prover_cpu: BTreeMap<usize, Vec<f64>>,
     util: Vec<Utilisation>,
     lat_p50: BTreeMap<usize, Vec<f64>>,
     lat_p99: BTreeMap<usize, Vec<f64>>,
@@ -704,6 +748,10 @@ fn report(args: &Args, r: &Results, load_start: &str) -> (String, bool) {
     s += &format!("- runs per measurement: {} (medians; every run's value listed)\n\n", args.runs);
     s += "| measurement | goal | runs | median | met |\n|---|---|---|---|---|\n";
     let mut row = |name: String, goal: &str, vals: &[f64], digits: usize, met: bool| {
+        if vals.is_empty() {
+            // A part left out with --parts.
+            return;
+        }
         ok &= met;
         s += &format!(
             "| {name} | {goal} | {} | {:.digits$} | {} |\n",
@@ -714,6 +762,14 @@ fn report(args: &Args, r: &Results, load_start: &str) -> (String, bool) {
     };
     for (n, v) in &r.rt {
         row(format!("(a) round trips/s, {n} provers"), "≥ 5,000", v, 0, median(v) >= 5_000.0);
+    }
+    for (n, v) in &r.rt_agg_cpu {
+        row(format!("(a) aggregator CPU per round trip, µs, {n} provers"), "", v, 0, true);
+        let capacity: Vec<f64> = v.iter().map(|us| 1e6 / us).collect();
+        row(format!("(a) aggregator round trips per CPU-second, {n} provers"), "", &capacity, 0, true);
+    }
+    for (n, v) in &r.rt_prover_cpu {
+        row(format!("(a) simulated provers' CPU per round trip, µs, {n} provers"), "", v, 0, true);
     }
     let ratio: Vec<f64> = r.util.iter().map(|u| u.measured / u.ideal).collect();
     let measured: Vec<f64> = r.util.iter().map(|u| u.measured * 100.0).collect();
@@ -744,43 +800,42 @@ fn report(args: &Args, r: &Results, load_start: &str) -> (String, bool) {
     (s, ok)
 }
 
-async fn run(args: &Args) -> anyhow::Result<Results> {
-    // The provers' own runtime, as if they were other processes: two
-    // threads, the machine's cores.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("sim-prover")
-        .enable_all()
-        .build()
-        .context("starting the provers' runtime")?;
+async fn run(rt: &tokio::runtime::Runtime, args: &Args) -> anyhow::Result<Results> {
     let mut r = Results::default();
     // Rounds interleave the measurements so that machine load drifts hit
     // all of them alike.
     for round in 0..args.runs {
         eprintln!("round {} of {}", round + 1, args.runs);
-        for &n in &args.rt_provers {
-            let v = round_trips(&rt, n, args).await.with_context(|| format!("(a) with {n} provers"))?;
-            eprintln!("  (a) {n} provers: {:.0} round trips/s", v.per_sec);
+        let part = |p: &str| args.parts.iter().any(|x| x == p);
+        for &n in args.rt_provers.iter().filter(|_| part("a")) {
+            let v = round_trips(rt, n, args).await.with_context(|| format!("(a) with {n} provers"))?;
+            eprintln!(
+                "  (a) {n} provers: {:.0} round trips/s; CPU per round trip: aggregator {:.0} µs, provers {:.0} µs",
+                v.per_sec, v.aggregator_cpu_us, v.provers_cpu_us
+            );
             r.rt.entry(n).or_default().push(v.per_sec);
+            r.rt_agg_cpu.entry(n).or_default().push(v.aggregator_cpu_us);
+            r.rt_prover_cpu.entry(n).or_default().push(v.provers_cpu_us);
         }
-        let u = utilisation(&rt, args, round as u64 + 1).await.context("(b) utilisation")?;
-        eprintln!(
-            "  (b) utilisation {:.1} % (ideal {:.1} %, ratio {:.3}), makespan {:.2} s (ideal {:.2} s)",
-            u.measured * 100.0,
-            u.ideal * 100.0,
-            u.measured / u.ideal,
-            u.makespan_s,
-            u.ideal_makespan_s
-        );
-        r.util.push(u);
-        for &n in &args.latency_provers {
-            let v = latency(&rt, n, args.latency_samples).await.with_context(|| format!("(c) with {n} provers"))?;
+        if part("b") {
+            let u = utilisation(rt, args, round as u64 + 1).await.context("(b) utilisation")?;
+            eprintln!(
+                "  (b) utilisation {:.1} % (ideal {:.1} %, ratio {:.3}), makespan {:.2} s (ideal {:.2} s)",
+                u.measured * 100.0,
+                u.ideal * 100.0,
+                u.measured / u.ideal,
+                u.makespan_s,
+                u.ideal_makespan_s
+            );
+            r.util.push(u);
+        }
+        for &n in args.latency_provers.iter().filter(|_| part("c")) {
+            let v = latency(rt, n, args.latency_samples).await.with_context(|| format!("(c) with {n} provers"))?;
             eprintln!("  (c) {n} provers: median {:.2} ms, p99 {:.2} ms", median(&v), percentile(&v, 0.99));
             r.lat_p50.entry(n).or_default().push(median(&v));
             r.lat_p99.entry(n).or_default().push(percentile(&v, 0.99));
         }
     }
-    rt.shutdown_timeout(Duration::from_secs(5));
     Ok(r)
 }
 
@@ -793,7 +848,23 @@ fn main() -> ExitCode {
     // 1,000 provers are 1,000 connections on each side.
     raise_fd_limit();
     let load_start = loadavg();
-    let result = actix_rt::System::new().block_on(run(&args));
+    // The provers' own runtime, as if they were other processes (two
+    // threads: the machine's cores), made and dropped outside the
+    // aggregator's system, which may not drop a runtime.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("sim-prover")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("starting the provers' runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = actix_rt::System::new().block_on(run(&rt, &args));
+    rt.shutdown_timeout(Duration::from_secs(5));
     match result {
         Ok(r) => {
             let (text, met) = report(&args, &r, &load_start);
