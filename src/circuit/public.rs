@@ -92,13 +92,32 @@ pub fn fr_from_be(bytes: &[u8; 32]) -> Option<Fr> {
 }
 
 pub fn fr_to_hex(f: &Fr) -> String {
-    format!("0x{}", hex::encode(fr_to_be(f)))
+    to_0x_hex(&fr_to_be(f))
+}
+
+/// `0x` and the lower-case hex of `bytes`, built in one allocation. Every
+/// witness, proof and public input crosses the prover protocol in this
+/// form; `format!` over `hex::encode` (a char iterator) was a tenth of the
+/// dispatcher benchmark's CPU time per task (docs/BENCHMARKS.md).
+pub fn to_0x_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 + 2 * bytes.len());
+    out.push_str("0x");
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 pub fn fr_from_hex(s: &str) -> Result<Fr, String> {
     let raw = s.strip_prefix("0x").unwrap_or(s);
-    let bytes = hex::decode(raw).map_err(|e| format!("field element {s:?}: {e}"))?;
-    let arr: [u8; 32] = bytes.try_into().map_err(|_| format!("field element {s:?}: expected 32 bytes of hex"))?;
+    if raw.len() != 64 {
+        return Err(format!("field element {s:?}: expected 32 bytes of hex"));
+    }
+    // Straight into the array: no intermediate vector per element.
+    let mut arr = [0u8; 32];
+    hex::decode_to_slice(raw, &mut arr).map_err(|e| format!("field element {s:?}: {e}"))?;
     fr_from_be(&arr).ok_or_else(|| format!("field element {s:?} is not below the BLS12-381 scalar modulus"))
 }
 
@@ -135,6 +154,19 @@ pub mod fr_hex_vec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_forms_match_the_hex_crate_and_refuse_wrong_lengths() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(to_0x_hex(&bytes), format!("0x{}", hex::encode(&bytes)));
+        assert_eq!(to_0x_hex(&[]), "0x");
+        let f = Fr::from(0xdead_beefu64);
+        assert_eq!(fr_from_hex(&fr_to_hex(&f)), Ok(f));
+        assert_eq!(fr_from_hex(fr_to_hex(&f).trim_start_matches("0x")), Ok(f), "the prefix is optional");
+        assert!(fr_from_hex("0x1234").is_err());
+        assert!(fr_from_hex(&format!("0x{}", "0".repeat(66))).is_err());
+        assert!(fr_from_hex(&format!("0x{}", "g".repeat(64))).is_err());
+    }
 
     #[test]
     fn be_roundtrip_and_modulus_rejected() {
