@@ -68,9 +68,15 @@ pub struct KeysConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProverConfig {
-    /// Proofs computed at once on this machine. Each proof already uses
-    /// every core, so more than one only helps small shapes.
-    pub workers: usize,
+    /// Proofs computed at once by this process. Unset: derived from the
+    /// core count and memory (`prover::sizing::auto`): enough concurrent
+    /// proofs that their serial parts keep every core busy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    /// Threads of the process's proving thread pool, which all of its
+    /// concurrent proofs share. Unset: one per core.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
     /// The aggregator this prover serves.
     pub aggregator_url: String,
     /// File holding the prover token (or use `token_env`).
@@ -280,7 +286,8 @@ impl Default for KeysConfig {
 impl Default for ProverConfig {
     fn default() -> Self {
         ProverConfig {
-            workers: 1,
+            workers: None,
+            threads: None,
             aggregator_url: "http://127.0.0.1:8600".into(),
             token_file: None,
             token_env: None,
@@ -377,8 +384,14 @@ impl Config {
                 "must be at least 2 (the commit lands a block later)",
             );
         }
-        if self.prover.workers == 0 {
-            return invalid("prover.workers".into(), "must be at least 1");
+        if self.prover.workers == Some(0) {
+            return invalid(
+                "prover.workers".into(),
+                "must be at least 1 (leave it unset to derive it from the machine)",
+            );
+        }
+        if self.prover.threads == Some(0) {
+            return invalid("prover.threads".into(), "must be at least 1 (leave it unset for one per core)");
         }
         if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
             return invalid("log.level".into(), &e.to_string());
@@ -448,7 +461,8 @@ mod tests {
         let cfg =
             Config::load_with_env(Some(f.path()), env(&[("ZKPOW_PROVER__WORKERS", "5"), ("OTHER", "x")])).unwrap();
         assert_eq!(cfg.log.level, "debug");
-        assert_eq!(cfg.prover.workers, 5);
+        assert_eq!(cfg.prover.workers, Some(5));
+        assert_eq!(cfg.prover.threads, None, "unset: derived from the machine");
         assert_eq!(cfg.node.data_dir, PathBuf::from("data"));
     }
 
@@ -457,14 +471,16 @@ mod tests {
         let f = write("[prover]\nworkerz = 3\n");
         let err = Config::load_with_env(Some(f.path()), env(&[])).unwrap_err().to_string();
         assert!(err.contains("workerz"), "{err}");
-        let err = Config::load_with_env(None, env(&[("ZKPOW_PROVER__THREADS", "2")])).unwrap_err().to_string();
-        assert!(err.contains("threads"), "{err}");
+        let err = Config::load_with_env(None, env(&[("ZKPOW_PROVER__THREADZ", "2")])).unwrap_err().to_string();
+        assert!(err.contains("threadz"), "{err}");
     }
 
     #[test]
     fn bad_values_name_the_key() {
         let err = Config::load_with_env(None, env(&[("ZKPOW_PROVER__WORKERS", "0")])).unwrap_err().to_string();
         assert!(err.contains("prover.workers"), "{err}");
+        let err = Config::load_with_env(None, env(&[("ZKPOW_PROVER__THREADS", "0")])).unwrap_err().to_string();
+        assert!(err.contains("prover.threads"), "{err}");
         let f = write("[keys]\nshapes = [\"4\"]\n");
         let err = Config::load_with_env(Some(f.path()), env(&[])).unwrap_err().to_string();
         assert!(err.contains("keys.shapes") && err.contains("K,D"), "{err}");

@@ -1,9 +1,10 @@
 //! Proving backends: the `ProverBackend` trait a prover worker calls, the
-//! built-in Groth16 backend, and the bounded pool that keeps proving off the
-//! async runtime.
+//! built-in Groth16 backend, the bounded pool that keeps proving off the
+//! async runtime, and how a prover process sizes its proofs and threads.
 pub mod encoding;
 pub mod groth16;
 pub mod pool;
+pub mod sizing;
 pub mod worker;
 
 pub use self::groth16::{Groth16Backend, Groth16Verifier};

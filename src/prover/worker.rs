@@ -32,7 +32,7 @@ use crate::api::auth::BearerToken;
 use crate::api::error::ErrorBody;
 use crate::api::prover::{
     ClaimRequest, ClaimResponse, FailRequest, FailResponse, HeartbeatResponse, RegisterRequest, RegisterResponse,
-    ReleaseResponse, SubmitRequest, SubmitResponse, TaskRef,
+    ReleaseResponse, SubmitResponse, TaskRef,
 };
 
 #[derive(Debug, Clone)]
@@ -480,7 +480,6 @@ impl Slot {
     /// outages and aggregator restarts (re-registering when it forgot us),
     /// given up only on a verdict about the proof itself.
     async fn submit(&mut self, task_id: &str, payload: ProofPayload) -> anyhow::Result<()> {
-        let proof = serde_json::to_value(&payload).context("encoding the proof")?;
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
             let Some(s) = self.session.clone() else {
@@ -497,8 +496,7 @@ impl Slot {
                 }
                 continue;
             };
-            let req =
-                SubmitRequest { prover_id: s.prover_id.clone(), task_id: task_id.to_string(), proof: proof.clone() };
+            let req = SubmitBody { prover_id: &s.prover_id, task_id, proof: &payload };
             match self.client.post_some::<_, SubmitResponse>("/v1/prover/submit", &req).await {
                 Ok(_) => {
                     self.backoff.reset();
@@ -572,6 +570,18 @@ impl Slot {
     }
 }
 
+/// The body of `/v1/prover/submit` ([`crate::api::prover::SubmitRequest`]
+/// on the wire) with the result borrowed: serialized straight from the
+/// payload on each attempt instead of through a `serde_json::Value` that
+/// is built, cloned and serialized again (a measurable share of a
+/// dispatcher round trip, docs/BENCHMARKS.md).
+#[derive(Serialize)]
+struct SubmitBody<'a> {
+    prover_id: &'a str,
+    task_id: &'a str,
+    proof: &'a ProofPayload,
+}
+
 /// Computes a task's result. Batch proofs run on the proving pool; with the
 /// non-recursive Groth16 pipeline, aggregate and final tasks only check and
 /// merge already-verified bundles.
@@ -592,6 +602,18 @@ async fn execute(pool: ProvingPool, task: ClaimResponse) -> Result<ProofPayload,
 /// configured aggregator until `shutdown` turns true.
 pub async fn run_from_config(cfg: crate::config::Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     use anyhow::Context as _;
+    let machine = super::sizing::Machine::current();
+    let max_constraints =
+        super::sizing::max_constraints(&cfg.keys.shapes).context("counting the shapes' constraints")?;
+    let sizing = super::sizing::auto(machine, max_constraints, cfg.prover.workers, cfg.prover.threads);
+    // Before any proof (or key loading) touches the pool: it cannot be
+    // resized once built.
+    super::sizing::init_thread_pool(sizing.threads).context("sizing the proving thread pool (prover.threads)")?;
+    tracing::info!(
+        workers = sizing.workers, threads = sizing.threads, cores = machine.cores,
+        configured_workers = ?cfg.prover.workers, configured_threads = ?cfg.prover.threads,
+        "proofs at once and proving threads"
+    );
     let mut keys = Vec::new();
     for shape in &cfg.keys.shapes {
         let dir = cfg.keys.dir.clone();
@@ -602,7 +624,7 @@ pub async fn run_from_config(cfg: crate::config::Config, shutdown: watch::Receiv
         keys.push(k);
     }
     let backend = std::sync::Arc::new(crate::prover::Groth16Backend::new(keys));
-    let pool = ProvingPool::new(backend, cfg.prover.workers).context("starting the proving threads")?;
+    let pool = ProvingPool::new(backend, sizing.workers).context("starting the proving threads")?;
     let token =
         BearerToken::from_file_or_env(cfg.prover.token_file.as_deref(), cfg.prover.token_env.as_deref(), "prover")?;
     let mut wc = WorkerConfig::new(
@@ -610,7 +632,7 @@ pub async fn run_from_config(cfg: crate::config::Config, shutdown: watch::Receiv
         token,
         cfg.prover.name.clone().unwrap_or_else(default_name),
     );
-    wc.slots = cfg.prover.workers;
+    wc.slots = sizing.workers;
     run_worker(wc, pool, shutdown).await
 }
 
