@@ -87,6 +87,14 @@ impl ChainSender {
     pub async fn run(self, poll: Duration, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = poll;
         loop {
+            // A process whose lease term lapsed (deposed, or frozen past it)
+            // does nothing until it is replaced by a standby.
+            if !self.tm.may_act() {
+                tokio::select! {
+                    _ = shutdown.changed() => break,
+                    _ = tokio::time::sleep(poll) => continue,
+                }
+            }
             match self.pass().await {
                 Ok(()) => backoff = poll,
                 Err(e) => {

@@ -40,6 +40,7 @@ use crate::circuit::keys::VerifierKey;
 use crate::circuit::public::domain;
 use crate::circuit::{Account, StateTree};
 use crate::config::{Config, RollupConfig};
+use crate::db::lease::Fence;
 use crate::db::{self, Db};
 use crate::prover::Groth16Verifier;
 
@@ -297,8 +298,9 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
             ProviderBuilder::new().connect_http(chain.rpc_url.parse().context("chains.rpc_url")?).erased();
         let (db, wake, chain_id, confirmations, name) =
             (db.clone(), wake_tx.clone(), chain.chain_id, chain.confirmations, chain.name.clone());
+        let fence = fence.clone();
         actix_rt::spawn(async move {
-            watch_chain(db, provider, mine, chain_id, confirmations, poll, wake, name).await;
+            watch_chain(db, provider, mine, chain_id, confirmations, poll, wake, name, fence).await;
         });
     }
 
@@ -343,6 +345,9 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
             _ = tokio::time::sleep(poll * 5) => {}
         }
         while wake_rx.try_recv().is_ok() {}
+        if !term_lasts(&fence) {
+            continue;
+        }
         for ctx in &ctxs {
             let c = ctx.clone();
             let planned = db
@@ -372,6 +377,13 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
     Ok(())
 }
 
+/// Whether this process may still work: always on SQLite, else while its
+/// lease term lasts. A deposed process stops writing at once, before it
+/// replaces itself with a standby.
+fn term_lasts(fence: &Option<Arc<Fence>>) -> bool {
+    fence.as_ref().is_none_or(|f| f.is_live())
+}
+
 /// Binds the HTTP listener. The port may still be held for a moment by the
 /// standby server this process just stopped, so "in use" is retried briefly.
 async fn bind(addr: &str) -> anyhow::Result<std::net::TcpListener> {
@@ -397,12 +409,17 @@ async fn watch_chain(
     poll: Duration,
     wake: mpsc::UnboundedSender<()>,
     chain: String,
+    fence: Option<Arc<Fence>>,
 ) {
     let by_address: HashMap<Address, RollupCtx> = rollups.iter().cloned().collect();
     let watcher =
         Watcher::new(provider.clone(), rollups.iter().map(|(a, _)| *a).collect(), confirmations).with_chain(&chain);
     let mut backoff = poll;
     loop {
+        if !term_lasts(&fence) {
+            tokio::time::sleep(poll).await;
+            continue;
+        }
         let step = async {
             let cursor = db
                 .run(move |c| db::get_chain_cursor(c, chain_id))

@@ -280,6 +280,9 @@ pub fn final_artifact(
     }))
 }
 
+/// How far back [`mark_verified`] sweeps verified sequences for witnesses.
+const WITNESS_SWEEP_MS: db::Millis = 3_600_000;
+
 /// Marks sequences the contract has verified (by anyone) so no more work
 /// goes into them; returns how many changed.
 pub fn mark_verified(
@@ -300,5 +303,6 @@ pub fn mark_verified(
             n += 1;
         }
     }
+    db::clear_verified_witnesses(conn, rollup, now - WITNESS_SWEEP_MS)?;
     Ok(n)
 }

@@ -231,6 +231,12 @@ impl TxManager {
         self
     }
 
+    /// Whether this process may act on the chain now: always without a
+    /// fence, else while its term lasts by the local clock.
+    pub fn may_act(&self) -> bool {
+        self.fence.as_ref().is_none_or(|f| f.is_live())
+    }
+
     /// Runs an outbox write in a transaction that first checks the fence, so
     /// a deposed process can neither take a nonce nor re-sign one.
     async fn write(

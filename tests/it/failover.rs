@@ -197,7 +197,8 @@ impl Setup {
         // Witnesses are the largest rows; verified sequences keep none.
         let db = self.miner.db();
         for s in sequences {
-            wait_for("the witnesses of a verified sequence cleared", LIMIT, &[&self.miner], || async {
+            let what = format!("the witnesses of verified sequence {} cleared", s.0);
+            wait_for(&what, Duration::from_secs(60), &[&self.miner], || async {
                 let batches = db.with_conn(|c| db::sequence_batches(c, "r1", s.0)).unwrap();
                 (!batches.is_empty() && batches.iter().all(|b| b.witness.is_none())).then_some(())
             })

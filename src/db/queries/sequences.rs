@@ -325,6 +325,28 @@ pub fn clear_witnesses(conn: &mut AnyConnection, rollup: &str, init_batch: u64) 
     })
 }
 
+/// Drops the witnesses still stored for sequences of `rollup` verified at or
+/// after `since`: a sweep that also catches a witness written again after
+/// [`clear_witnesses`] ran (by a process that was frozen mid-execution and
+/// resumed). Bounded by `since` so its cost does not grow with history.
+pub fn clear_verified_witnesses(conn: &mut AnyConnection, rollup: &str, since: Millis) -> Result<usize, DbError> {
+    transaction(conn, |conn| {
+        let verified = sequences::table
+            .filter(sequences::rollup.eq(rollup))
+            .filter(sequences::state.eq(SequenceState::Verified.as_str()))
+            .filter(sequences::verified_at.ge(since))
+            .select(sequences::init_batch);
+        Ok(diesel::update(
+            batches::table
+                .filter(batches::rollup.eq(rollup))
+                .filter(batches::witness.is_not_null())
+                .filter(batches::init_batch.eq_any(verified)),
+        )
+        .set(batches::witness.eq(None::<String>))
+        .execute(conn)?)
+    })
+}
+
 /// How many sequences of `rollup` are in each state (states with none are absent).
 pub fn count_sequences_by_state(conn: &mut AnyConnection, rollup: &str) -> Result<Vec<(SequenceState, u64)>, DbError> {
     let rows: Vec<(String, i64)> = sequences::table
