@@ -381,6 +381,14 @@ fn batch_witnesses_and_roots(db: Db, _url: &str) {
     let stored = get_batch(c, "r", 1).unwrap().unwrap();
     assert_eq!((stored.witness, stored.new_root), (None, Some(fr_to_be(&tree.root()))));
 
+    // The sweep clears witnesses of sequences verified since a time only.
+    set_batch_witness(c, "r", 1, &witness).unwrap();
+    assert_eq!(clear_verified_witnesses(c, "r", T0).unwrap(), 0, "not verified yet");
+    update_sequence_state(c, "r", 1, SequenceState::Verified, T0 + 10).unwrap();
+    assert_eq!(clear_verified_witnesses(c, "r", T0 + 11).unwrap(), 0, "verified before the window");
+    assert_eq!(clear_verified_witnesses(c, "r", T0 + 10).unwrap(), 1);
+    assert!(get_batch(c, "r", 1).unwrap().unwrap().witness.is_none());
+
     set_batch_roots(c, "r", 1, &[7; 32], &[8; 32]).unwrap();
     let stored = get_batch(c, "r", 1).unwrap().unwrap();
     assert_eq!((stored.old_root, stored.new_root), (Some([7; 32]), Some([8; 32])));
