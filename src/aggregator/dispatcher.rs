@@ -11,17 +11,17 @@
 //! never reported accepted and then lost; the sink must therefore be
 //! idempotent per task id (two valid proofs for one task may race to it).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
+use tokio::sync::oneshot;
 
 use super::provers::{InvalidOutcome, ProverInfo, ProverRegistry, RegistryConfig, RegistryError};
 use super::queue::{KindDepth, Lease, QueueConfig, QueueError, Requeued, TaskQueue};
-use super::task::{NewTask, ProofPayload, Task, TaskId, TaskKind, TaskStatus};
+use super::task::{normalize_vk_hash, NewTask, ProofPayload, Task, TaskId, TaskKind, TaskStatus};
 use crate::metrics::{self, RejectReason, ReturnReason};
 use crate::prover::ShapeKey;
 
@@ -174,8 +174,12 @@ pub struct Dispatcher {
     verifier: Arc<dyn ProofVerifier>,
     sink: ProofSink,
     failures: Option<Recipient<TaskFailed>>,
-    /// Woken whenever a task becomes claimable, for long-polling claims.
-    work: Arc<Notify>,
+    /// Long-polling claims waiting for work, oldest first, at most one per
+    /// prover. A task that becomes claimable wakes the first waiter that
+    /// can prove it, not every waiter: waking a thousand idle provers for
+    /// one task (each re-claiming through this actor) cost the one that got
+    /// it about 6 ms of dispatch latency (docs/BENCHMARKS.md, "Dispatcher").
+    waiters: VecDeque<Waiter>,
     /// Per prover: the claim that is current; older waiting claims give up.
     claim_generation: HashMap<String, u64>,
     times: HashMap<TaskId, TaskTimes>,
@@ -192,7 +196,7 @@ impl Dispatcher {
             verifier,
             sink,
             failures: None,
-            work: Arc::new(Notify::new()),
+            waiters: VecDeque::new(),
             claim_generation: HashMap::new(),
             times: HashMap::new(),
             clock: system_clock(),
@@ -233,10 +237,50 @@ impl Dispatcher {
         }
     }
 
-    fn after_requeue(&self, outcome: Requeued) {
+    fn after_requeue(&mut self, id: &str, outcome: Requeued) {
         match outcome {
-            Requeued::Queued { .. } => self.work.notify_waiters(),
+            Requeued::Queued { .. } => self.wake_for(id),
             Requeued::Failed(task) => self.surface_failed(*task),
+        }
+    }
+
+    /// Task `id` became claimable: wakes the longest-waiting current claim
+    /// of a prover that can take it (its shape and VK hash, not
+    /// quarantined). Waiters whose claim is gone (timed out, client left)
+    /// or superseded are dropped on the way.
+    fn wake_for(&mut self, id: &str) {
+        let Some(task) = self.queue.get(id).filter(|t| t.status == TaskStatus::Queued) else { return };
+        let (shape, vk) = (task.shape, task.vk_hash.clone());
+        let now = self.now();
+        let mut i = 0;
+        while let Some(w) = self.waiters.get(i) {
+            let current = self.claim_generation.get(&w.prover_id) == Some(&w.generation);
+            if !current || w.wake.is_closed() {
+                self.waiters.remove(i);
+                continue;
+            }
+            let can_take = self
+                .registry
+                .get(&w.prover_id)
+                .is_some_and(|p| p.shapes.iter().any(|k| k.shape == shape && normalize_vk_hash(&k.vk_hash) == vk))
+                && self.registry.quarantined_until(&w.prover_id, now).is_none();
+            if !can_take {
+                i += 1;
+                continue;
+            }
+            if let Some(w) = self.waiters.remove(i) {
+                if w.wake.send(()).is_ok() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Wakes every waiting claim (after a resume, when anything may have
+    /// become claimable).
+    fn wake_all(&mut self) {
+        for w in self.waiters.drain(..) {
+            let _ = w.wake.send(());
         }
     }
 
@@ -310,8 +354,8 @@ impl Dispatcher {
                 metrics::task_expired(kind);
             }
         }
-        if !report.requeued.is_empty() {
-            self.work.notify_waiters();
+        for id in &report.requeued {
+            self.wake_for(id);
         }
         for task in report.failed {
             metrics::task_expired(task.kind);
@@ -416,22 +460,66 @@ impl Handler<Claim> for Dispatcher {
     }
 }
 
-/// A started [`Dispatcher`]: its address plus what a long-polling claim
-/// waits on. The wait runs in the caller's task, not on the actor, so a
-/// claim whose HTTP client went away stops waiting with it and cannot lease
-/// a task to nobody.
+/// A long-polling claim's place in the dispatcher's queue of waiters.
+struct Waiter {
+    prover_id: String,
+    /// The claim generation it waits for; a newer claim supersedes it.
+    generation: u64,
+    wake: oneshot::Sender<()>,
+}
+
+/// A [`Claim`] that, when it finds nothing, leaves a waiter behind and
+/// returns what it fires on: the dispatcher wakes it when a task this
+/// prover can take becomes claimable. Registering in the same actor step
+/// as the failed look means no task can slip in between unnoticed.
+#[derive(Message)]
+#[rtype(result = "Result<(ClaimAttempt, Option<oneshot::Receiver<()>>), DispatchError>")]
+struct ClaimOrWait(Claim);
+
+impl Handler<ClaimOrWait> for Dispatcher {
+    type Result = Result<(ClaimAttempt, Option<oneshot::Receiver<()>>), DispatchError>;
+
+    fn handle(&mut self, msg: ClaimOrWait, ctx: &mut Self::Context) -> Self::Result {
+        let prover_id = msg.0.prover_id.clone();
+        let attempt = <Self as Handler<Claim>>::handle(self, msg.0, ctx)?;
+        if attempt.lease.is_some() || attempt.superseded {
+            return Ok((attempt, None));
+        }
+        let (tx, rx) = oneshot::channel();
+        // One waiter per prover: the newest claim supersedes the others.
+        self.waiters.retain(|w| w.prover_id != prover_id);
+        self.waiters.push_back(Waiter { prover_id, generation: attempt.generation, wake: tx });
+        Ok((attempt, Some(rx)))
+    }
+}
+
+/// Wakes every waiting claim.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+struct WakeAll;
+
+impl Handler<WakeAll> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, _: WakeAll, _: &mut Self::Context) {
+        self.wake_all();
+    }
+}
+
+/// A started [`Dispatcher`]: its address and the claims' poll window. The
+/// wait of a long-polling claim runs in the caller's task, not on the
+/// actor, so a claim whose HTTP client went away stops waiting with it and
+/// cannot lease a task to nobody.
 #[derive(Clone)]
 pub struct DispatcherHandle {
     addr: Addr<Dispatcher>,
-    work: Arc<Notify>,
     poll_ms: u64,
 }
 
 impl DispatcherHandle {
     pub fn start(dispatcher: Dispatcher) -> Self {
-        let work = dispatcher.work.clone();
         let poll_ms = dispatcher.cfg.poll_ms;
-        DispatcherHandle { addr: dispatcher.start(), work, poll_ms }
+        DispatcherHandle { addr: dispatcher.start(), poll_ms }
     }
 
     pub fn addr(&self) -> &Addr<Dispatcher> {
@@ -440,7 +528,7 @@ impl DispatcherHandle {
 
     /// Wakes waiting claims (after a resume).
     pub fn wake(&self) {
-        self.work.notify_waiters();
+        self.addr.do_send(WakeAll);
     }
 
     /// A task for the prover, or `None` after waiting up to `wait_ms`
@@ -450,18 +538,23 @@ impl DispatcherHandle {
         let deadline = tokio::time::Instant::now() + wait;
         let mut generation = None;
         loop {
-            // Registered before looking, so work enqueued between the look
-            // and the wait still wakes this claim.
-            let notified = self.work.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let attempt = self.addr.send(Claim { prover_id: prover_id.to_string(), generation }).await??;
+            let claim = Claim { prover_id: prover_id.to_string(), generation };
+            if wait.is_zero() {
+                return Ok(self.addr.send(claim).await??.lease);
+            }
+            let (attempt, woken) = self.addr.send(ClaimOrWait(claim)).await??;
             if attempt.lease.is_some() || attempt.superseded {
                 return Ok(attempt.lease);
             }
             generation = Some(attempt.generation);
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Ok(None);
+            let Some(woken) = woken else { return Ok(None) };
+            match tokio::time::timeout_at(deadline, woken).await {
+                // Something this prover can take became claimable: look again.
+                Ok(Ok(())) => {}
+                // Dropped unfired: a newer claim of the prover replaced this
+                // one (or the dispatcher stopped).
+                Ok(Err(_)) => return Ok(None),
+                Err(_) => return Ok(None),
             }
         }
     }
@@ -610,14 +703,14 @@ impl Handler<Verdict> for Dispatcher {
                 let holds = self.queue.held_by(&prover_id).is_some_and(|t| t.id == task_id);
                 if holds {
                     let outcome = self.queue.fail(&task_id, &prover_id, &format!("invalid proof: {reason}"))?;
-                    self.after_requeue(outcome);
+                    self.after_requeue(&task_id, outcome);
                 }
                 if let Ok(InvalidOutcome::Quarantined { until_ms }) = self.registry.record_invalid(&prover_id, now) {
                     tracing::warn!(prover = %prover_id, until_ms, "prover quarantined for invalid proofs");
                     if let Some((other, kind)) = self.queue.held_by(&prover_id).map(|t| (t.id.clone(), t.kind)) {
                         if self.queue.release(&other, &prover_id).is_ok() {
                             metrics::task_returned(kind, ReturnReason::Released);
-                            self.work.notify_waiters();
+                            self.wake_for(&other);
                         }
                     }
                 }
@@ -657,7 +750,7 @@ impl Handler<Fail> for Dispatcher {
             Requeued::Queued { attempts } => FailOutcome { requeued: true, attempts: *attempts },
             Requeued::Failed(t) => FailOutcome { requeued: false, attempts: t.attempts },
         };
-        self.after_requeue(outcome);
+        self.after_requeue(&msg.task_id, outcome);
         Ok(reply)
     }
 }
@@ -680,7 +773,7 @@ impl Handler<Release> for Dispatcher {
         if let Some(kind) = self.kind_of(&msg.task_id) {
             metrics::task_returned(kind, ReturnReason::Released);
         }
-        self.work.notify_waiters();
+        self.wake_for(&msg.task_id);
         Ok(())
     }
 }
@@ -698,8 +791,8 @@ impl Handler<Enqueue> for Dispatcher {
         let added = self.queue.enqueue(msg.0)?;
         if added {
             metrics::task_created(kind);
-            self.times.insert(id, TaskTimes { created_ms: self.now(), ..Default::default() });
-            self.work.notify_waiters();
+            self.times.insert(id.clone(), TaskTimes { created_ms: self.now(), ..Default::default() });
+            self.wake_for(&id);
         }
         Ok(added)
     }
@@ -728,7 +821,7 @@ impl Handler<RetryFailed> for Dispatcher {
 
     fn handle(&mut self, msg: RetryFailed, _: &mut Self::Context) -> Self::Result {
         self.queue.retry_failed(&msg.0)?;
-        self.work.notify_waiters();
+        self.wake_for(&msg.0);
         Ok(())
     }
 }
@@ -848,6 +941,49 @@ mod tests {
         assert_eq!(lease.task.id, "r/batch/1-1");
         assert!(started.elapsed() < Duration::from_secs(2), "the claim was woken, not timed out");
         assert_eq!(h.handle.claim("prv_nobody", None).await, Err(DispatchError::UnknownProver("prv_nobody".into())));
+    }
+
+    #[actix_rt::test]
+    async fn a_new_task_wakes_a_waiter_that_can_take_it() {
+        let h = start(Arc::new(AcceptAllVerifierForProtocolTests), cfg());
+        let shapes = vec![ShapeKey { shape: Shape { k: 4, d: 8 }, vk_hash: VK.into() }];
+        let msg = Register { name: "other-shape".into(), version: "test".into(), shapes, threads: 1 };
+        let other = h.addr.send(msg).await.unwrap().unwrap().prover_id;
+        let right = register(&h.addr, "right-shape").await;
+        let (h1, h2) = (h.handle.clone(), h.handle.clone());
+        // The prover that cannot take the task waits longest.
+        let first = actix_rt::spawn(async move { h1.claim(&other, None).await });
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+        let second = actix_rt::spawn(async move { h2.claim(&right, None).await });
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+        let started = std::time::Instant::now();
+        h.addr.send(Enqueue(batch("r", 1, 1))).await.unwrap().unwrap();
+        let lease = second.await.unwrap().unwrap().expect("the prover with the shape gets the task");
+        assert_eq!(lease.task.id, "r/batch/1-1");
+        assert!(started.elapsed() < Duration::from_secs(2), "woken, not timed out");
+        assert!(!first.is_finished(), "the other prover keeps waiting");
+        first.abort();
+    }
+
+    #[actix_rt::test]
+    async fn a_superseded_waiter_does_not_swallow_the_wake_up() {
+        let h = start(Arc::new(AcceptAllVerifierForProtocolTests), cfg());
+        let p = register(&h.addr, "p").await;
+        let q = register(&h.addr, "q").await;
+        let (h1, h2) = (h.handle.clone(), h.handle.clone());
+        let p2 = p.clone();
+        let ghost = actix_rt::spawn(async move { h1.claim(&p2, None).await });
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+        // p claims again without waiting: the ghost's claim is superseded.
+        assert_eq!(h.handle.claim(&p, Some(0)).await, Ok(None));
+        let waiting = actix_rt::spawn(async move { h2.claim(&q, None).await });
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+        let started = std::time::Instant::now();
+        h.addr.send(Enqueue(batch("r", 1, 1))).await.unwrap().unwrap();
+        let lease = waiting.await.unwrap().unwrap().expect("q is woken");
+        assert_eq!(lease.task.id, "r/batch/1-1");
+        assert!(started.elapsed() < Duration::from_secs(2), "woken, not timed out");
+        ghost.abort();
     }
 
     #[actix_rt::test]
