@@ -139,13 +139,7 @@ async fn rollup_runtime(cfg: &Config, r: &RollupConfig) -> anyhow::Result<Rollup
 /// Runs the aggregator until `shutdown` turns true. Call inside an actix system.
 pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     crate::metrics::init(&cfg);
-    let database_url = cfg.aggregator.database_url.clone();
-    let db = tokio::task::spawn_blocking(move || Db::connect(&database_url)).await?.with_context(|| {
-        format!(
-            "opening the database {}",
-            db::DbUrl::parse(&cfg.aggregator.database_url).map(|u| u.redacted()).unwrap_or_default()
-        )
-    })?;
+    let Some(db) = connect(&cfg.aggregator.database_url, shutdown.clone()).await? else { return Ok(()) };
     let admin = match (&cfg.api.admin_token_file, &cfg.api.admin_token_env) {
         (None, None) => {
             tracing::warn!("no api.admin_token_file or api.admin_token_env: control calls are refused");
@@ -375,6 +369,35 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
         ha::release(&db, fence).await;
     }
     Ok(())
+}
+
+/// Opens the database. A PostgreSQL server that cannot be reached is waited
+/// for (with backoff, until shutdown): a standby, or a process that lost its
+/// lease with its connection, must come back when the database does.
+/// Everything else (a bad URL, a failed migration, a SQLite file that cannot
+/// be opened) fails at once.
+async fn connect(url: &str, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<Option<Db>> {
+    let parsed = db::DbUrl::parse(url)?;
+    let shown = parsed.redacted();
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let u = url.to_string();
+        match tokio::task::spawn_blocking(move || Db::connect(&u)).await? {
+            Ok(db) => return Ok(Some(db)),
+            Err(e) if e.is_transient() && parsed.backend() == db::Backend::Postgres => {
+                tracing::warn!(db = %shown, error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "database unreachable; waiting for it");
+            }
+            Err(e) => return Err(e).with_context(|| format!("opening the database {shown}")),
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return Ok(None),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        if *shutdown.borrow() {
+            return Ok(None);
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
 }
 
 /// Whether this process may still work: always on SQLite, else while its

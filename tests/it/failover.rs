@@ -300,3 +300,40 @@ async fn sqlite_serves_one_aggregator_process_and_says_so() {
     assert!(log.contains("serves one aggregator process") && log.contains("PostgreSQL"), "{log}");
     assert!(first.role().await.is_some(), "the first process keeps running");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_aggregator_that_loses_the_database_is_replaced_and_stands_by_when_it_returns() {
+    let s = setup(10, 30).await;
+    // The first process reaches PostgreSQL through a proxy the test cuts.
+    let proxy = crate::common::proxy::Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let proxied = s._pg.url().replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
+    assert_ne!(proxied, s._pg.url(), "the test database URL names 127.0.0.1:5432");
+    let log = s.miner.dir.join("agg-a.log");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let a = Agg {
+        proc: Some(zkpow(
+            &s.miner.config,
+            &["aggregator"],
+            &log,
+            &[("ZKPOW_AGGREGATOR__LISTEN", &listen), ("ZKPOW_AGGREGATOR__DATABASE_URL", &proxied)],
+        )),
+        port: listen.rsplit(':').next().unwrap().parse().unwrap(),
+        log,
+    };
+    assert_eq!(a.wait_role("active", &s.miner).await, 1);
+    let b = Agg::start(&s.miner, "agg-b", free_port());
+    b.wait_role("standby", &s.miner).await;
+
+    proxy.set_up(false);
+    let cut = Instant::now();
+    assert_eq!(b.wait_role("active", &s.miner).await, 2, "the standby takes over from a process without its database");
+    eprintln!("takeover after the database connection was cut: {:?}", cut.elapsed());
+    wait_for("the cut-off process gives up its term", LIMIT, &[&s.miner], || async {
+        a.log_text().contains("lapsed").then_some(())
+    })
+    .await;
+
+    proxy.set_up(true);
+    a.wait_role("standby", &s.miner).await;
+    assert_eq!(b.role().await.map(|r| (r.1, r.2)), Some(("active".into(), 2)), "the new term stands");
+}
