@@ -6,7 +6,7 @@ export ZKPOW_TEST_PARAMS_DIR ?= $(CURDIR)/target/zkpow-params
 include mk/evm.mk
 include mk/dashboards.mk
 
-.PHONY: services all build test test-rust run bench bench-prove bench-throughput fmt lint clean fixtures setup-test-keys
+.PHONY: services all build test test-rust run bench bench-prove bench-dispatch bench-throughput fmt lint clean fixtures setup-test-keys
 
 all: build
 
@@ -26,8 +26,12 @@ services:
 	fi
 	@pg_isready -h 127.0.0.1 -p 5432
 
+## --benches: every benchmark runs one tiny iteration and checks that it
+## completes (a bench binary run without cargo bench's --bench does that):
+## prove and dispatch in seconds, throughput's --smoke in about two minutes
+## with the test build of the zkpow binary (no release build needed).
 test-rust: tools services
-	ANVIL=$(ANVIL) $(CARGO) test --lib --bins --tests
+	ANVIL=$(ANVIL) $(CARGO) test --lib --bins --tests --benches
 
 ## The main job: a local network with real proofs (two anvil chains, two
 ## rollups, two miners; README.md, "make run"). Ctrl-C stops it; the next run
@@ -36,12 +40,21 @@ DEVNET_ARGS ?=
 run: tools
 	$(CARGO) run --release -- devnet $(DEVNET_ARGS)
 
-## Proving/verification benchmark, the gas table and the on-chain
-## throughput benchmark (docs/BENCHMARKS.md).
-bench: bench-prove forge-gas bench-throughput
+## Proving/verification benchmark (and prover scaling), the dispatcher
+## benchmark, the gas table and the on-chain throughput benchmark
+## (docs/BENCHMARKS.md).
+bench: bench-prove bench-dispatch forge-gas bench-throughput
 
 bench-prove:
 	$(CARGO) bench --bench prove
+
+## The dispatcher with simulated provers over real HTTP: round trips per
+## second, utilisation against the ideal schedule, dispatch latency (a few
+## minutes; tables in target/bench-dispatch.md). Options, e.g.:
+## make bench-dispatch BENCH_DISPATCH_ARGS="--runs 3 --parts a"
+BENCH_DISPATCH_ARGS ?=
+bench-dispatch:
+	$(CARGO) bench --bench dispatch -- $(BENCH_DISPATCH_ARGS)
 
 ## On-chain throughput: the pipelined sender against the one-window rule,
 ## two networks side by side (about 42 minutes; tables in
