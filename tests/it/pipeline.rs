@@ -86,6 +86,7 @@ claim_poll_ms = 1000
 [prover]
 aggregator_url = "http://127.0.0.1:{port}"
 token_file = "{tmp}/token"
+workers = 1
 
 # These tests stop at the final proofs; the sender has its own.
 [sender]

@@ -193,6 +193,8 @@ claim_poll_ms = 1000
 [prover]
 aggregator_url = "http://127.0.0.1:{port}"
 token_file = "{dir}/token"
+# One proof at a time per process: the tests count provers.
+workers = 1
 {extra}
 "#,
             keys = test_params_dir().display(),
