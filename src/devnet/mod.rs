@@ -857,7 +857,8 @@ pub fn write_miner_config(m: &MinerSetup) -> anyhow::Result<PathBuf> {
          [keys]\ndir = {keys}\nshapes = [{shapes}]\n\n\
          [aggregator]\ndatabase_url = {db}\nlisten = \"127.0.0.1:{port}\"\nprover_token_file = {token}\n\
          poll_interval_ms = {poll_ms}\nlease_ms = 15000\nclaim_poll_ms = 1000\n\n\
-         [prover]\naggregator_url = \"http://127.0.0.1:{port}\"\ntoken_file = {token}\n\n\
+         [prover]\naggregator_url = \"http://127.0.0.1:{port}\"\ntoken_file = {token}\n\
+         # Every miner's provers share this one machine: one proof at a time each.\nworkers = 1\n\n\
          [api]\nadmin_token_file = {admin}\n",
         admin = toml_str(&admin_file),
         dir = toml_str(dir),

@@ -111,8 +111,17 @@ struct ManifestRollup {
     rollup: Address,
 }
 
+/// The two full devnets (two chains, two miners, provers each) do not run
+/// at once: together on 2 cores they starve each other's proofs past the
+/// windows and bounds these tests check.
+fn one_devnet_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static DEVNET: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    DEVNET.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn devnet_verifies_on_both_chains_rewards_both_miners_and_resumes() {
+    let _one = one_devnet_at_a_time();
     // The devnet reuses the test suite's cached parameters.
     cached_test_keys(Shape { k: 2, d: 4 }).unwrap();
     cached_test_keys(Shape { k: 2, d: 5 }).unwrap();
@@ -223,6 +232,7 @@ async fn devnet_verifies_on_both_chains_rewards_both_miners_and_resumes() {
 /// too, not only through the devnet's own summary.
 #[tokio::test(flavor = "multi_thread")]
 async fn devnet_chaos_run_restarts_killed_miners_and_loses_nothing() {
+    let _one = one_devnet_at_a_time();
     cached_test_keys(Shape { k: 2, d: 4 }).unwrap();
     cached_test_keys(Shape { k: 2, d: 5 }).unwrap();
     let tmp = tempfile::tempdir().unwrap();
