@@ -339,7 +339,7 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
             _ = tokio::time::sleep(poll * 5) => {}
         }
         while wake_rx.try_recv().is_ok() {}
-        if !term_lasts(&fence) {
+        if !db::lease::may_act(fence.as_deref()) {
             continue;
         }
         for ctx in &ctxs {
@@ -400,13 +400,6 @@ async fn connect(url: &str, mut shutdown: watch::Receiver<bool>) -> anyhow::Resu
     }
 }
 
-/// Whether this process may still work: always on SQLite, else while its
-/// lease term lasts. A deposed process stops writing at once, before it
-/// replaces itself with a standby.
-fn term_lasts(fence: &Option<Arc<Fence>>) -> bool {
-    fence.as_ref().is_none_or(|f| f.is_live())
-}
-
 /// Binds the HTTP listener. The port may still be held for a moment by the
 /// standby server this process just stopped, so "in use" is retried briefly.
 async fn bind(addr: &str) -> anyhow::Result<std::net::TcpListener> {
@@ -439,7 +432,7 @@ async fn watch_chain(
         Watcher::new(provider.clone(), rollups.iter().map(|(a, _)| *a).collect(), confirmations).with_chain(&chain);
     let mut backoff = poll;
     loop {
-        if !term_lasts(&fence) {
+        if !db::lease::may_act(fence.as_deref()) {
             tokio::time::sleep(poll).await;
             continue;
         }

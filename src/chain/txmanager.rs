@@ -234,7 +234,7 @@ impl TxManager {
     /// Whether this process may act on the chain now: always without a
     /// fence, else while its term lasts by the local clock.
     pub fn may_act(&self) -> bool {
-        self.fence.as_ref().is_none_or(|f| f.is_live())
+        db::lease::may_act(self.fence.as_deref())
     }
 
     /// Runs an outbox write in a transaction that first checks the fence, so

@@ -197,6 +197,12 @@ impl Fence {
     }
 }
 
+/// Whether a process may act now: always without a fence (the database's
+/// only user), else while its term lasts by the local clock.
+pub fn may_act(fence: Option<&Fence>) -> bool {
+    fence.is_none_or(|f| f.is_live())
+}
+
 /// Fails unless `fence` is the lease's current, unexpired term. Call it
 /// inside the transaction of the write it guards: on PostgreSQL it locks the
 /// lease row until that transaction ends, so a takeover cannot slip between
