@@ -18,7 +18,7 @@
 //! * [`PlannerSinkForBenchmarks`], the proof sink: it acknowledges every
 //!   verified result at once (no database) and, like the planner, enqueues
 //!   the aggregate and final tasks of a sequence's proof tree
-//!   (`aggregator::plan`) as their inputs complete.
+//!   (`aggregator::generator::plan`) as their inputs complete.
 //!
 //! Measured, each several times in one run (medians reported):
 //!
@@ -52,7 +52,7 @@ use rand::{RngExt, SeedableRng};
 use tokio::sync::watch;
 
 use zkpow::aggregator::dispatcher::{Enqueue, GetSnapshot};
-use zkpow::aggregator::plan::{self, Range};
+use zkpow::aggregator::generator::plan::{self, Range};
 use zkpow::aggregator::{
     Dispatcher, DispatcherConfig, DispatcherHandle, NewTask, ProofAccepted, ProofBundle, ProofPayload, ProofVerifier,
     QueueConfig, Task, TaskInput, TaskKind,

@@ -8,12 +8,12 @@
 //! logic is unit-tested without a running system.
 
 pub mod dispatcher;
+pub mod generator;
 pub mod ha;
 pub mod manager;
 pub mod node;
 pub mod pause;
 pub mod pipeline;
-pub mod plan;
 pub mod provers;
 pub mod queue;
 pub mod sender;
