@@ -57,7 +57,7 @@ use zkpow::aggregator::{
     Dispatcher, DispatcherConfig, DispatcherHandle, NewTask, ProofAccepted, ProofBundle, ProofPayload, ProofVerifier,
     QueueConfig, Task, TaskInput, TaskKind,
 };
-use zkpow::api::{BearerToken, ProverApi};
+use zkpow::api::ProverApi;
 use zkpow::circuit::batch::encode;
 use zkpow::circuit::executor::apply_batch;
 use zkpow::circuit::public::{domain, PublicInputs};
@@ -65,6 +65,7 @@ use zkpow::circuit::sample::{genesis_accounts, random_transfers};
 use zkpow::circuit::{BatchWitness, Shape, StateTree};
 use zkpow::prover::worker::{run_worker, WorkerConfig};
 use zkpow::prover::{ProofOutput, ProofRequest, ProverBackend, ProverError, ProvingPool, ShapeKey};
+use zkpow::token::BearerToken;
 
 const SHAPE: Shape = Shape::TEST;
 const ROLLUP: &str = "bench";

@@ -21,9 +21,9 @@ use tokio::sync::oneshot;
 
 use super::provers::{InvalidOutcome, ProverInfo, ProverRegistry, RegistryConfig, RegistryError};
 use super::queue::{KindDepth, Lease, QueueConfig, QueueError, Requeued, TaskQueue};
-use super::task::{normalize_vk_hash, NewTask, ProofPayload, Task, TaskId, TaskKind, TaskStatus};
 use crate::metrics::{self, RejectReason, ReturnReason};
 use crate::prover::ShapeKey;
+use crate::wire::task::{normalize_vk_hash, NewTask, ProofPayload, Task, TaskId, TaskKind, TaskStatus};
 
 /// Checks a prover's result for a task. Called on a blocking thread, never
 /// on the actor or an async executor thread, so it may take milliseconds.
@@ -906,12 +906,12 @@ impl Handler<GetTask> for Dispatcher {
 mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    use super::super::task::test_support::{batch, output, VK};
     use super::super::testing::{
         AcceptAllVerifierForProtocolTests, MemorySinkForTests, RejectAllVerifierForProtocolTests,
     };
     use super::*;
     use crate::circuit::Shape;
+    use crate::wire::task::test_support::{batch, output, VK};
 
     struct Harness {
         handle: DispatcherHandle,

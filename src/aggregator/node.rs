@@ -30,7 +30,6 @@ use super::pipeline::{self, RollupCtx};
 use super::provers::RegistryConfig;
 use super::queue::QueueConfig;
 use super::verify::Groth16TaskVerifier;
-use crate::api::auth::BearerToken;
 use crate::api::control::{ChainProbe, ControlApi, RollupInfo};
 use crate::api::prover::ProverApi;
 use crate::api::standby::StandbyApi;
@@ -45,6 +44,7 @@ use crate::config::{Config, RollupConfig};
 use crate::db::lease::Fence;
 use crate::db::{self, Db};
 use crate::prover::Groth16Verifier;
+use crate::token::BearerToken;
 
 /// Reads a genesis file: `[[index, {"balance": .., "nonce": ..}], ...]`.
 pub fn load_genesis(path: &std::path::Path) -> anyhow::Result<Vec<(u64, Account)>> {

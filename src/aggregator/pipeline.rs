@@ -15,13 +15,13 @@ use sha2::{Digest, Sha256};
 
 use super::dispatcher::ProofAccepted;
 use super::generator::plan::{self, Range};
-use super::task::{NewTask, ProofBundle, ProofPayload, TaskInput, TaskKind};
 use crate::chain::watcher::PostedSequence;
 use crate::circuit::executor::apply_batch;
 use crate::circuit::{Account, Fr, Shape, StateTree};
 use crate::db::{self, AnyConnection, DbError, SequenceState};
 use crate::prover::encoding::PROOF_BYTES;
 use crate::prover::{ProofOutput, ProofRequest};
+use crate::wire::task::{NewTask, ProofBundle, ProofPayload, TaskInput, TaskKind};
 
 /// What the pipeline needs to know about one rollup.
 #[derive(Clone, Debug)]

@@ -21,9 +21,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use super::task::{normalize_vk_hash, NewTask, Task, TaskId, TaskKind, TaskStatus};
 use crate::circuit::Shape;
 use crate::prover::ShapeKey;
+use crate::wire::task::{normalize_vk_hash, NewTask, Task, TaskId, TaskKind, TaskStatus};
 
 /// Queue settings. Serde-ready so it can hang under the daemon's config tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -586,8 +586,8 @@ pub(crate) fn state_name(s: &TaskStatus) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::super::task::test_support::{aggregate, batch, final_, VK};
     use super::*;
+    use crate::wire::task::test_support::{aggregate, batch, final_, VK};
 
     const LEASE: u64 = 1_000;
 

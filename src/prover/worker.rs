@@ -28,9 +28,9 @@ use tokio::sync::watch;
 
 use super::{ProverBackend, ProvingPool};
 use crate::aggregator::{ProofBundle, ProofPayload, TaskInput};
-use crate::api::auth::BearerToken;
-use crate::api::error::ErrorBody;
-use crate::api::prover::{
+use crate::token::BearerToken;
+use crate::wire::error::ErrorBody;
+use crate::wire::prover::{
     ClaimRequest, ClaimResponse, FailRequest, FailResponse, HeartbeatResponse, RegisterRequest, RegisterResponse,
     ReleaseResponse, SubmitResponse, TaskRef,
 };
@@ -646,13 +646,13 @@ mod tests {
 
     use super::*;
     use crate::aggregator::dispatcher::{DispatcherConfig, Enqueue, GetTask};
-    use crate::aggregator::task::test_support::{aggregate, batch, final_, VK};
     use crate::aggregator::testing::{AcceptAllVerifierForProtocolTests, MemorySinkForTests};
     use crate::aggregator::{Dispatcher, DispatcherHandle, QueueConfig, TaskStatus};
     use crate::api::ProverApi;
     use crate::circuit::public::PublicInputs;
     use crate::circuit::Shape;
     use crate::prover::{ProofOutput, ProofRequest, ProverError, ShapeKey};
+    use crate::wire::task::test_support::{aggregate, batch, final_, VK};
 
     const TOKEN: &str = "worker-test-token-0123456789";
 

@@ -15,7 +15,7 @@ use actix::prelude::*;
 use super::supervisor::{ChildDone, ChildFailed, SequenceSupervisor};
 use super::GeneratorCtx;
 use crate::aggregator::dispatcher::{Enqueue, ProofAccepted};
-use crate::aggregator::task::{NewTask, TaskId, TaskKind};
+use crate::wire::task::{NewTask, TaskId, TaskKind};
 
 /// Which level of the proof tree a child proves; a type parameter so each
 /// level is its own actor type, named in logs and metrics.
@@ -156,7 +156,7 @@ impl<S: Stage> Handler<Shutdown> for ProofActor<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregator::task::test_support::batch;
+    use crate::wire::task::test_support::batch;
 
     #[test]
     fn a_job_dispatches_once_and_reports_once() {

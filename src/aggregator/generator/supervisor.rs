@@ -12,8 +12,8 @@ use super::proof::{AggregationStage, BatchStage, FinalStage, ProofActor, Shutdow
 use super::{GeneratorCtx, SeqKey};
 use crate::aggregator::dispatcher::{Cancel, ProofAccepted};
 use crate::aggregator::pipeline::{self, RollupCtx, SequencePlan};
-use crate::aggregator::task::{NewTask, TaskId, TaskKind};
 use crate::db;
+use crate::wire::task::{NewTask, TaskId, TaskKind};
 
 /// First wait before a failed child (or a failed plan) is tried again.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
