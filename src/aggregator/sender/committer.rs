@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use super::{commit_pays, round_of, Look, Phase, Round, SenderCore, SenderRollup, Stage};
 use crate::chain::bindings::{Groth16BatchVerifier, ZkPowRollup};
 use crate::chain::proof_hash;
-use crate::db::{self, TxPurpose};
+use crate::db::TxPurpose;
 use crate::aggregator::pipeline::FinalArtifact;
 use crate::metrics;
 
@@ -73,13 +73,13 @@ pub(super) async fn commit(core: &SenderCore, look: Look, window_id: u32) -> any
         // We committed to an earlier window and did not get a valid proof in.
         metrics::window_missed(&sub.rollup);
     }
-    sub.window_id = window_id;
-    sub.proof_hash = Some(hash.0);
-    sub.commits += 1;
-    sub.note = None;
-    sub.updated_at = db::now_ms();
-    core.db.run(move |c| db::save_submission(c, &sub)).await?;
-    Ok(())
+    core.update_submission(&sub, move |s| {
+        s.window_id = window_id;
+        s.proof_hash = Some(hash.0);
+        s.commits += 1;
+        s.note = None;
+    })
+    .await
 }
 
 /// The profitability guard: commit gas (simulated) plus an upper bound of

@@ -245,17 +245,41 @@ impl SenderCore {
 
     /// Closes the submission.
     pub async fn finish(&self, look: Look, outcome: Outcome) -> anyhow::Result<()> {
-        let mut s = look.sub;
+        let s = look.sub;
         if outcome == Outcome::Missed {
             metrics::window_missed(&s.rollup);
         }
-        s.status = SubmissionStatus::Done;
-        s.outcome = Some(outcome.as_str().to_string());
-        s.note = None;
-        s.updated_at = db::now_ms();
-        let saved = s.clone();
-        self.db.run(move |c| db::save_submission(c, &saved)).await?;
+        self.update_submission(&s, move |s| {
+            s.status = SubmissionStatus::Done;
+            s.outcome = Some(outcome.as_str().to_string());
+            s.note = None;
+        })
+        .await?;
         tracing::info!(rollup = %s.rollup, init_batch = s.init_batch, outcome = outcome.as_str(), "submission finished");
+        Ok(())
+    }
+
+    /// Changes the sender's fields of a submission on the row as it is now,
+    /// not on the copy a look read: the proof manager books rewards and
+    /// penalties into the same row meanwhile, and those must not be lost.
+    pub async fn update_submission(
+        &self,
+        s: &Submission,
+        change: impl FnOnce(&mut Submission) + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (name, init) = (s.rollup.clone(), s.init_batch);
+        self.db
+            .run(move |c| {
+                db::transaction(c, |c| {
+                    if let Some(mut now) = db::get_submission(c, &name, init)? {
+                        change(&mut now);
+                        now.updated_at = db::now_ms();
+                        db::save_submission(c, &now)?;
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
         Ok(())
     }
 
@@ -312,10 +336,8 @@ impl SenderCore {
         }
         tracing::debug!(rollup = %s.rollup, init_batch = s.init_batch, reason, "sender waits");
         s.note = Some(reason.to_string());
-        s.updated_at = db::now_ms();
-        let saved = s.clone();
-        self.db.run(move |c| db::save_submission(c, &saved)).await?;
-        Ok(())
+        let note = s.note.clone();
+        self.update_submission(s, move |s| s.note = note).await
     }
 }
 
