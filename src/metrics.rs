@@ -970,8 +970,9 @@ mod tests {
     /// Label names that keep cardinality low; anything else must be argued
     /// for here.
     /// `cache` names one of the sender's three caches.
-    const ALLOWED_LABELS: &[&str] =
-        &["rollup", "chain", "kind", "outcome", "reason", "method", "shape", "state", "stage", "purpose", "op", "cache"];
+    const ALLOWED_LABELS: &[&str] = &[
+        "rollup", "chain", "kind", "outcome", "reason", "method", "shape", "state", "stage", "purpose", "op", "cache",
+    ];
 
     #[test]
     fn families_follow_the_naming_rules() {

@@ -65,7 +65,6 @@ impl TxFollower {
         Ok(())
     }
 
-
     /// A transaction settled (or lost its receipt): book rewards, penalties
     /// and settler shares from its logs and move the sequence along.
     async fn on_tx_event(&self, ev: TxEvent) -> anyhow::Result<()> {
@@ -104,7 +103,8 @@ impl TxFollower {
             }
         }
         let committed = tx.purpose == TxPurpose::Commit && tx.status == TxStatus::Confirmed;
-        self.core.db
+        self.core
+            .db
             .run(move |c| {
                 db::transaction(c, |c| {
                     if reward > 0 {

@@ -118,8 +118,7 @@ pub fn start_chain(
     let chain = tm.chain().to_string();
     let (head_tx, head) = watch::channel(0u64);
     tracing::info!(chain = %chain, miner = %tm.address(), rollups = rollups.len(), "sender started");
-    let core =
-        Arc::new(SenderCore { db, tm: Arc::new(tm), rollups, cfg, pause, caches: Caches::new(&chain), head });
+    let core = Arc::new(SenderCore { db, tm: Arc::new(tm), rollups, cfg, pause, caches: Caches::new(&chain), head });
     actix_rt::spawn(clock(core.clone(), head_tx, poll, shutdown.clone()));
 
     let manager = ProofManager { manager: Arc::new(Manager::new(core.clone())) }.start();
@@ -163,7 +162,12 @@ async fn clock(core: Arc<SenderCore>, head: watch::Sender<u64>, poll: Duration, 
 
 /// Polls the manager every `poll`; a failed poll backs off up to
 /// [`MAX_BACKOFF`].
-async fn poll_manager(addr: Addr<ProofManager>, core: Arc<SenderCore>, poll: Duration, mut shutdown: watch::Receiver<bool>) {
+async fn poll_manager(
+    addr: Addr<ProofManager>,
+    core: Arc<SenderCore>,
+    poll: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut backoff = poll;
     loop {
         match addr.send(sender::Round).await {

@@ -78,7 +78,12 @@ impl Handler<Sweep> for Resend {
 /// final artifact although its sequence counts as proven, the rule book
 /// waits (nothing to send without the proof), and we did not commit the
 /// lost proof's hash in a window still taking commits.
-pub fn needs_regeneration(state: Option<SequenceState>, artifact: bool, action: &Action, ours_in_commit_phase: bool) -> bool {
+pub fn needs_regeneration(
+    state: Option<SequenceState>,
+    artifact: bool,
+    action: &Action,
+    ours_in_commit_phase: bool,
+) -> bool {
     !artifact
         && matches!(state, Some(SequenceState::Proven | SequenceState::Committed))
         && matches!(action, Action::Wait(_))
@@ -115,7 +120,12 @@ pub async fn sweep(core: &SenderCore) -> anyhow::Result<Swept> {
         }
         let Some(look) = core.look(&key).await? else { continue };
         let ours_in_commit_phase = look.view.ours.window_id == look.view.window_id && look.view.phase == Phase::Commit;
-        if needs_regeneration(look.seq.as_ref().map(|q| q.state), look.local.artifact, &look.action, ours_in_commit_phase) {
+        if needs_regeneration(
+            look.seq.as_ref().map(|q| q.state),
+            look.local.artifact,
+            &look.action,
+            ours_in_commit_phase,
+        ) {
             let (name, init) = (key.rollup.clone(), key.init_batch);
             core.db.run(move |c| db::reset_final_task(c, &name, init, db::now_ms())).await?;
             tracing::warn!(rollup = %key.rollup, init_batch = key.init_batch, "final proof missing: proving it again");

@@ -15,10 +15,10 @@ use alloy::sol_types::SolCall;
 use anyhow::Context as _;
 
 use super::{commit_pays, round_of, Look, Phase, Round, SenderCore, SenderRollup, Stage};
+use crate::aggregator::pipeline::FinalArtifact;
 use crate::chain::bindings::{Groth16BatchVerifier, ZkPowRollup};
 use crate::chain::proof_hash;
 use crate::db::TxPurpose;
-use crate::aggregator::pipeline::FinalArtifact;
 use crate::metrics;
 
 pub struct HashCommitter {
@@ -61,8 +61,11 @@ pub(super) async fn commit(core: &SenderCore, look: Look, window_id: u32) -> any
     }
     let us = core.tm.address();
     let hash = proof_hash(&art.proof_bytes(), &us);
-    let call =
-        ZkPowRollup::submitProofHashCall { initNumBatch: art.init_batch, finalNewBatch: art.final_batch, proofHash: hash };
+    let call = ZkPowRollup::submitProofHashCall {
+        initNumBatch: art.init_batch,
+        finalNewBatch: art.final_batch,
+        proofHash: hash,
+    };
     if !core.send(&sub, TxPurpose::Commit, window_id, attempt, r.address, call.abi_encode()).await? {
         return Ok(());
     }
