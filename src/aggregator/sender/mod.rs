@@ -351,52 +351,49 @@ pub struct Round;
 /// gets a sequence, and at least once per `poll` (a resume after a pause).
 /// A failed round backs off up to [`MAX_BACKOFF`]. Ends at shutdown, which
 /// drops the last address and so stops the actor.
-pub fn drive<A>(
+pub async fn drive<A>(
     addr: Addr<A>,
     core: Arc<SenderCore>,
     stage: Stage,
     poll: Duration,
     mut shutdown: watch::Receiver<bool>,
-) -> impl std::future::Future<Output = ()>
-where
+) where
     A: Actor<Context = actix::Context<A>> + Handler<Round>,
 {
-    async move {
-        let mut head = core.head.clone();
-        let mut backoff = poll;
-        loop {
-            let failed = match addr.send(Round).await {
-                Ok(Ok(())) => false,
-                Ok(Err(e)) => {
-                    tracing::warn!(
-                        chain = %core.chain(), actor = stage.actor(), error = %e,
-                        retry_in_ms = backoff.as_millis() as u64, "sender round failed"
-                    );
-                    true
-                }
-                // The actor is gone: nothing left to drive.
-                Err(_) => break,
-            };
-            if failed {
-                tokio::select! {
-                    _ = shutdown.changed() => break,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
+    let mut head = core.head.clone();
+    let mut backoff = poll;
+    loop {
+        let failed = match addr.send(Round).await {
+            Ok(Ok(())) => false,
+            Ok(Err(e)) => {
+                tracing::warn!(
+                    chain = %core.chain(), actor = stage.actor(), error = %e,
+                    retry_in_ms = backoff.as_millis() as u64, "sender round failed"
+                );
+                true
             }
-            backoff = poll;
+            // The actor is gone: nothing left to drive.
+            Err(_) => break,
+        };
+        if failed {
             tokio::select! {
                 _ = shutdown.changed() => break,
-                changed = head.changed() => {
-                    // The clock is gone (shutting down): do not spin on it.
-                    if changed.is_err() {
-                        tokio::time::sleep(poll).await;
-                    }
-                }
-                _ = core.caches.get(stage).pushed() => {}
-                _ = tokio::time::sleep(poll) => {}
+                _ = tokio::time::sleep(backoff) => {}
             }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            continue;
+        }
+        backoff = poll;
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            changed = head.changed() => {
+                // The clock is gone (shutting down): do not spin on it.
+                if changed.is_err() {
+                    tokio::time::sleep(poll).await;
+                }
+            }
+            _ = core.caches.get(stage).pushed() => {}
+            _ = tokio::time::sleep(poll) => {}
         }
     }
 }
