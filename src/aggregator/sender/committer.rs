@@ -51,13 +51,14 @@ impl Handler<Round> for HashCommitter {
     }
 }
 
-/// Sends `submitProofHash` for `window_id`.
-pub(super) async fn commit(core: &SenderCore, look: Look, window_id: u32) -> anyhow::Result<()> {
+/// Sends `submitProofHash` for `window_id`; whether it was sent.
+pub(super) async fn commit(core: &SenderCore, look: Look, window_id: u32) -> anyhow::Result<bool> {
     let attempt = look.attempts(TxPurpose::Commit, window_id);
     let Look { mut sub, rollup: r, view, artifact, .. } = look;
     let art = artifact.context("commit without a final artifact")?;
     if core.cfg.profit_guard && !commit_pays_now(core, &r, &art).await? {
-        return core.note(&mut sub, "commit skipped: gas would cost more than the reward").await;
+        core.note(&mut sub, "commit skipped: gas would cost more than the reward").await?;
+        return Ok(false);
     }
     let us = core.tm.address();
     let hash = proof_hash(&art.proof_bytes(), &us);
@@ -67,7 +68,7 @@ pub(super) async fn commit(core: &SenderCore, look: Look, window_id: u32) -> any
         proofHash: hash,
     };
     if !core.send(&sub, TxPurpose::Commit, window_id, attempt, r.address, call.abi_encode()).await? {
-        return Ok(());
+        return Ok(false);
     }
     if view.phase == Phase::Ended {
         metrics::window_reset(&sub.rollup);
@@ -82,7 +83,8 @@ pub(super) async fn commit(core: &SenderCore, look: Look, window_id: u32) -> any
         s.commits += 1;
         s.note = None;
     })
-    .await
+    .await?;
+    Ok(true)
 }
 
 /// The profitability guard: commit gas (simulated) plus an upper bound of

@@ -223,23 +223,30 @@ impl SenderCore {
             }
             Route::To(_) => {
                 let at = next_look(&look.view, &look.local, &look.action);
-                self.act(look).await?;
+                let committed = matches!(look.action, Action::Commit { .. });
+                let sent = self.act(look).await?;
                 self.caches.get(stage).defer(key, at);
+                if sent && committed {
+                    // The committer's part is done once the commit is in the
+                    // outbox; following it to inclusion is the monitor's.
+                    self.caches.hand_over(key, Stage::Commit, Stage::Monitor);
+                }
             }
         }
         Ok(())
     }
 
-    /// Carries out a step that belongs to the stage at hand.
-    async fn act(&self, mut look: Look) -> anyhow::Result<()> {
+    /// Carries out a step that belongs to the stage at hand; whether a
+    /// transaction was sent.
+    async fn act(&self, mut look: Look) -> anyhow::Result<bool> {
         match look.action {
-            Action::Wait(reason) => self.note(&mut look.sub, reason).await,
+            Action::Wait(reason) => self.note(&mut look.sub, reason).await.map(|()| false),
             Action::Commit { window_id } => committer::commit(self, look, window_id).await,
             Action::Reveal => revealer::reveal(self, look).await,
             Action::Claim => revealer::claim(self, look).await,
             Action::Settle => revealer::settle(self, look).await,
             // Routed away before acting.
-            Action::Done(_) => Ok(()),
+            Action::Done(_) => Ok(false),
         }
     }
 

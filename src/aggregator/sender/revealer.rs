@@ -49,12 +49,13 @@ impl Handler<Round> for ProofRevealer {
 }
 
 /// Sends `verifyBatches` with the committed proof.
-pub(super) async fn reveal(core: &SenderCore, look: Look) -> anyhow::Result<()> {
+pub(super) async fn reveal(core: &SenderCore, look: Look) -> anyhow::Result<bool> {
     let w = look.view.window_id;
     let art = look.artifact.as_ref().context("reveal without a final artifact")?;
     let call = reveal_call(art)?;
     let attempt = look.attempts(TxPurpose::Reveal, w);
-    if core.send(&look.sub, TxPurpose::Reveal, w, attempt, look.rollup.address, call.abi_encode()).await? {
+    let sent = core.send(&look.sub, TxPurpose::Reveal, w, attempt, look.rollup.address, call.abi_encode()).await?;
+    if sent {
         let commit_confirmed = look
             .txs
             .iter()
@@ -66,24 +67,22 @@ pub(super) async fn reveal(core: &SenderCore, look: Look) -> anyhow::Result<()> 
             metrics::sequence_stage(&look.sub.rollup, SequenceStage::WaitingT1, secs);
         }
     }
-    Ok(())
+    Ok(sent)
 }
 
-pub(super) async fn claim(core: &SenderCore, look: Look) -> anyhow::Result<()> {
+pub(super) async fn claim(core: &SenderCore, look: Look) -> anyhow::Result<bool> {
     let call = ZkPowRollup::claimRewardCall { initNumBatch: look.sub.init_batch };
     let w = look.view.window_id;
     let attempt = look.attempts(TxPurpose::Claim, w);
-    core.send(&look.sub, TxPurpose::Claim, w, attempt, look.rollup.address, call.abi_encode()).await?;
-    Ok(())
+    core.send(&look.sub, TxPurpose::Claim, w, attempt, look.rollup.address, call.abi_encode()).await
 }
 
 /// `settleNoProof` on our own commit, in the window it was made in.
-pub(super) async fn settle(core: &SenderCore, look: Look) -> anyhow::Result<()> {
+pub(super) async fn settle(core: &SenderCore, look: Look) -> anyhow::Result<bool> {
     let call = ZkPowRollup::settleNoProofCall { initNumBatch: look.sub.init_batch, miner: core.tm.address() };
     let w = look.view.ours.window_id;
     let attempt = look.attempts(TxPurpose::Settle, w);
-    core.send(&look.sub, TxPurpose::Settle, w, attempt, look.rollup.address, call.abi_encode()).await?;
-    Ok(())
+    core.send(&look.sub, TxPurpose::Settle, w, attempt, look.rollup.address, call.abi_encode()).await
 }
 
 /// `verifyBatches` for a final artifact.
