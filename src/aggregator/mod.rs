@@ -3,9 +3,9 @@
 //!   BatchProof, Aggregation and Final actors;
 //! * the Proof Manager ([`manager`]) and the Proof Sender ([`sender`]):
 //!   commit–reveal on chain;
-//! * the dispatcher: the priority queue with leases ([`queue`]), the prover
-//!   registry with quarantine ([`provers`]) and the [`Dispatcher`] actor
-//!   that serves the HTTP prover protocol (`crate::api::prover`).
+//! * the [`dispatcher`]: the priority queue with leases, the prover registry
+//!   with quarantine and the [`Dispatcher`] actor that serves the HTTP
+//!   prover protocol (`crate::api::prover`).
 //!
 //! [`pipeline`] is the database side they share and [`node`] the
 //! composition root. Actors are thin shells over plain structs that hold
@@ -18,17 +18,11 @@ pub mod manager;
 pub mod node;
 pub mod pause;
 pub mod pipeline;
-pub mod provers;
-pub mod queue;
 pub mod sender;
-pub mod verify;
-
-#[cfg(test)]
-pub(crate) mod testing;
 
 pub use crate::wire::task::{NewTask, ProofBundle, ProofPayload, Task, TaskId, TaskInput, TaskKind, TaskStatus};
+pub use dispatcher::provers::{ProverInfo, ProverRegistry, RegistryConfig};
+pub use dispatcher::queue::{Lease, QueueConfig, QueueError, TaskQueue};
 pub use dispatcher::{
     DispatchError, Dispatcher, DispatcherConfig, DispatcherHandle, ProofAccepted, ProofSink, ProofVerifier, TaskFailed,
 };
-pub use provers::{ProverInfo, ProverRegistry, RegistryConfig};
-pub use queue::{Lease, QueueConfig, QueueError, TaskQueue};

@@ -21,15 +21,15 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use anyhow::Context as _;
 use tokio::sync::watch;
 
+use super::dispatcher::provers::RegistryConfig;
+use super::dispatcher::queue::QueueConfig;
+use super::dispatcher::verify::Groth16TaskVerifier;
 use super::dispatcher::{Dispatcher, DispatcherConfig, DispatcherHandle};
 use super::generator::{GeneratorCtx, ProofGenerator, ProofRouter, Registry, Wake};
 use super::ha::{self, Role};
 use super::manager::{self, SenderRollup, MAX_BACKOFF};
 use super::pause::PauseSwitch;
 use super::pipeline::{self, RollupCtx};
-use super::provers::RegistryConfig;
-use super::queue::QueueConfig;
-use super::verify::Groth16TaskVerifier;
 use crate::api::control::{ChainProbe, ControlApi, RollupInfo};
 use crate::api::prover::ProverApi;
 use crate::api::standby::StandbyApi;

@@ -139,10 +139,10 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::aggregator::dispatcher::{DispatcherConfig, Enqueue, GetTask, ProofVerifier};
-    use crate::aggregator::testing::{
+    use crate::aggregator::dispatcher::testing::{
         AcceptAllVerifierForProtocolTests, MemorySinkForTests, RejectAllVerifierForProtocolTests,
     };
+    use crate::aggregator::dispatcher::{DispatcherConfig, Enqueue, GetTask, ProofVerifier};
     use crate::aggregator::{QueueConfig, TaskStatus};
     use crate::wire::task::test_support::{aggregate, batch, bundle, output, VK};
 

@@ -645,8 +645,8 @@ mod tests {
     use actix_web::{App, HttpServer};
 
     use super::*;
+    use crate::aggregator::dispatcher::testing::{AcceptAllVerifierForProtocolTests, MemorySinkForTests};
     use crate::aggregator::dispatcher::{DispatcherConfig, Enqueue, GetTask};
-    use crate::aggregator::testing::{AcceptAllVerifierForProtocolTests, MemorySinkForTests};
     use crate::aggregator::{Dispatcher, DispatcherHandle, QueueConfig, TaskStatus};
     use crate::api::ProverApi;
     use crate::circuit::public::PublicInputs;

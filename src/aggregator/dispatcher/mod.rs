@@ -11,6 +11,12 @@
 //! never reported accepted and then lost; the sink must therefore be
 //! idempotent per task id (two valid proofs for one task may race to it).
 
+pub mod provers;
+pub mod queue;
+#[cfg(test)]
+pub(crate) mod testing;
+pub mod verify;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,8 +25,8 @@ use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::provers::{InvalidOutcome, ProverInfo, ProverRegistry, RegistryConfig, RegistryError};
-use super::queue::{KindDepth, Lease, QueueConfig, QueueError, Requeued, TaskQueue};
+use self::provers::{InvalidOutcome, ProverInfo, ProverRegistry, RegistryConfig, RegistryError};
+use self::queue::{KindDepth, Lease, QueueConfig, QueueError, Requeued, TaskQueue};
 use crate::metrics::{self, RejectReason, ReturnReason};
 use crate::wire::proof::ShapeKey;
 use crate::wire::task::{normalize_vk_hash, NewTask, ProofPayload, Task, TaskId, TaskKind, TaskStatus};
@@ -184,7 +190,7 @@ pub struct Dispatcher {
     claim_generation: HashMap<String, u64>,
     times: HashMap<TaskId, TaskTimes>,
     clock: Clock,
-    pause: Arc<super::pause::PauseSwitch>,
+    pause: Arc<crate::aggregator::pause::PauseSwitch>,
 }
 
 impl Dispatcher {
@@ -205,7 +211,7 @@ impl Dispatcher {
     }
 
     /// While `pause` is set, claims get no new work (leases in progress go on).
-    pub fn with_pause(mut self, pause: Arc<super::pause::PauseSwitch>) -> Self {
+    pub fn with_pause(mut self, pause: Arc<crate::aggregator::pause::PauseSwitch>) -> Self {
         self.pause = pause;
         self
     }
@@ -906,9 +912,7 @@ impl Handler<GetTask> for Dispatcher {
 mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    use super::super::testing::{
-        AcceptAllVerifierForProtocolTests, MemorySinkForTests, RejectAllVerifierForProtocolTests,
-    };
+    use super::testing::{AcceptAllVerifierForProtocolTests, MemorySinkForTests, RejectAllVerifierForProtocolTests};
     use super::*;
     use crate::circuit::Shape;
     use crate::wire::task::test_support::{batch, output, VK};
@@ -1022,7 +1026,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn paused_dispatcher_leases_nothing_until_resumed() {
-        let pause = Arc::new(super::super::pause::PauseSwitch::default());
+        let pause = Arc::new(crate::aggregator::pause::PauseSwitch::default());
         let sink = MemorySinkForTests::default();
         let handle = DispatcherHandle::start(
             Dispatcher::new(cfg(), Arc::new(AcceptAllVerifierForProtocolTests), sink.start().recipient())

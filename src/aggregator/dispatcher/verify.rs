@@ -3,7 +3,7 @@
 //! key and must prove exactly the task's public inputs; bundles must be
 //! exactly the merge of their (already verified) inputs.
 
-use super::dispatcher::ProofVerifier;
+use super::ProofVerifier;
 use crate::prover::Groth16Verifier;
 use crate::wire::task::{ProofBundle, ProofPayload, Task, TaskInput};
 

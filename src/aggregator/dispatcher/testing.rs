@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 
-use super::dispatcher::{ProofAccepted, ProofVerifier};
+use super::{ProofAccepted, ProofVerifier};
 use crate::wire::task::{ProofPayload, Task};
 
 /// Accepts every proof whose kind and batch range fit the task (the
