@@ -19,6 +19,8 @@ use super::tree::{root_from_path, Account, StateTree};
 use super::{Fr, Shape, Transfer};
 
 /// What the circuit needs to open and update the two accounts of a transfer.
+/// A path is [`super::tree::path_len`] siblings for the tree's arity, level
+/// by level from the leaves (three per 4-ary level, one per binary level).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransferWitness {
     pub sender: Account,
@@ -118,7 +120,10 @@ pub fn apply_batch(
         if outcome == TransferOutcome::Applied {
             state.set(to, Account { balance: receiver.balance + t.amount, nonce: receiver.nonce });
         }
-        debug_assert_eq!(root_from_path(state.get(to).leaf(), to, &state.siblings(to)), state.root());
+        debug_assert_eq!(
+            root_from_path(state.arity(), state.depth(), state.get(to).leaf(), to, &state.siblings(to)),
+            Some(state.root())
+        );
         witnesses.push(TransferWitness { sender, sender_path, receiver, receiver_path });
         outcomes.push(outcome);
     }
