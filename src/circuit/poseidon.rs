@@ -528,8 +528,8 @@ mod tests {
 
     #[test]
     fn domain_tags_are_inputs_times_two_to_the_64() {
-        assert_eq!(HASH2_DOMAIN_TAG, Fr::from(2).pow_vartime([65, 0, 0, 0]));
-        assert_eq!(HASH4_DOMAIN_TAG, Fr::from(2).pow_vartime([66, 0, 0, 0]));
+        assert_eq!(HASH2_DOMAIN_TAG, Fr::from(2).pow_vartime(&[65, 0, 0, 0]));
+        assert_eq!(HASH4_DOMAIN_TAG, Fr::from(2).pow_vartime(&[66, 0, 0, 0]));
     }
 
     #[test]
