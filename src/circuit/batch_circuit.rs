@@ -172,12 +172,8 @@ fn transfer<CS: ConstraintSystem<Fr>>(
 
     // Sender: open, check.
     let sender = open_account(&mut cs, version, "sender", w.map(|t| t.sender))?;
-    let s_path = account_path(
-        cs.namespace(|| "sender siblings"),
-        levels,
-        &from_path,
-        w.map(|t| t.sender_path.as_slice()),
-    )?;
+    let s_path =
+        account_path(cs.namespace(|| "sender siblings"), levels, &from_path, w.map(|t| t.sender_path.as_slice()))?;
     let s_root = root_from(cs.namespace(|| "sender old path"), version, &sender.leaf, &s_path)?;
     s_root.enforce_equal(cs.namespace(|| "sender in tree"), root);
     let nonce_ok = is_zero(cs.namespace(|| "nonce matches"), &sender.nonce.sub(&tx_nonce))?;
@@ -202,12 +198,8 @@ fn transfer<CS: ConstraintSystem<Fr>>(
     let s_new_leaf = sender.leaf.add(&debit);
     let mid_root = root_from(cs.namespace(|| "sender new path"), version, &s_new_leaf, &s_path)?;
 
-    let r_path = account_path(
-        cs.namespace(|| "receiver siblings"),
-        levels,
-        &to_path,
-        w.map(|t| t.receiver_path.as_slice()),
-    )?;
+    let r_path =
+        account_path(cs.namespace(|| "receiver siblings"), levels, &to_path, w.map(|t| t.receiver_path.as_slice()))?;
     let r_root = root_from(cs.namespace(|| "receiver old path"), version, &receiver.leaf, &r_path)?;
     r_root.enforce_equal(cs.namespace(|| "receiver in tree"), &mid_root);
     let credit = valid.mul(cs.namespace(|| "credit"), &amount)?;
@@ -237,7 +229,9 @@ fn open_account<CS: ConstraintSystem<Fr>>(
             Ok(Opening { balance: pack_le(&bits[..64]), nonce: pack_le(&bits[64..]), leaf: pack_le(&bits) })
         }
         Version::V1 => {
-            let value = |f: fn(&Account) -> u64| move || account.map(|a| Fr::from(f(&a))).ok_or(SynthesisError::AssignmentMissing);
+            let value = |f: fn(&Account) -> u64| {
+                move || account.map(|a| Fr::from(f(&a))).ok_or(SynthesisError::AssignmentMissing)
+            };
             let balance = Expr::alloc(cs.namespace(|| format!("{who} balance")), "v", value(|a| a.balance))?;
             let nonce = Expr::alloc(cs.namespace(|| format!("{who} nonce")), "v", value(|a| a.nonce))?;
             to_bits_le(cs.namespace(|| format!("{who} balance range")), &balance, 64)?;
@@ -598,12 +592,10 @@ mod tests {
         // Sender 13 and receiver 6 sit at different positions on every level
         // (13 = 1 + 3*4, 6 = 2 + 1*4; and the top bit in the odd tree).
         for shape in [SHAPE, ODD] {
-            let transfers = [Transfer { from: 0, to: 13, amount: 10, nonce: 0 }, Transfer {
-                from: 13,
-                to: 6 + (shape.d as u32 - 4) * 16,
-                amount: 4,
-                nonce: 0,
-            }];
+            let transfers = [
+                Transfer { from: 0, to: 13, amount: 10, nonce: 0 },
+                Transfer { from: 13, to: 6 + (shape.d as u32 - 4) * 16, amount: 4, nonce: 0 },
+            ];
             let (w, outcomes) = witness_in(Version::V2, shape, &transfers);
             assert_eq!(&outcomes[..2], &[TransferOutcome::Applied, TransferOutcome::Applied]);
             let public = public_for(&w);
@@ -688,7 +680,8 @@ mod tests {
         // give the same leaf and a bigger balance, unless the range check holds.
         // Version 1 names the balance; version 2 has no balance variable to
         // set, only bits, and a balance of 2^64 + 5 has no 64-bit form.
-        let mut state = StateTree::with_arity_and_accounts(Arity::Two, SHAPE.d, [(0, Account { balance: 5, nonce: 1 })]);
+        let mut state =
+            StateTree::with_arity_and_accounts(Arity::Two, SHAPE.d, [(0, Account { balance: 5, nonce: 1 })]);
         let ts = [Transfer { from: 0, to: 1, amount: 6, nonce: 0 }];
         let (w, outcomes) = apply_batch(&mut state, SHAPE, &encode(SHAPE, &ts).unwrap()).unwrap();
         assert_eq!(outcomes[0], TransferOutcome::WrongNonce);
@@ -705,12 +698,7 @@ mod tests {
 
     /// Synthesizes one account path alone: the leaf and the siblings as
     /// witnesses, the position bits as allocated booleans.
-    fn path_system(
-        depth: usize,
-        leaf: Fr,
-        index: u64,
-        siblings: &[Fr],
-    ) -> (TestConstraintSystem<Fr>, Expr) {
+    fn path_system(depth: usize, leaf: Fr, index: u64, siblings: &[Fr]) -> (TestConstraintSystem<Fr>, Expr) {
         let mut cs = TestConstraintSystem::<Fr>::new();
         let levels = levels(Arity::Four, depth);
         let bits: Vec<Boolean> = (0..depth)
@@ -822,8 +810,7 @@ mod tests {
 
     #[test]
     fn version_1_counts_are_the_ones_its_keys_were_made_for() {
-        for (k, d, constraints) in
-            [(1, 4, 29_409), (2, 4, 34_059), (4, 8, 84_191), (8, 16, 206_087), (16, 20, 469_021)]
+        for (k, d, constraints) in [(1, 4, 29_409), (2, 4, 34_059), (4, 8, 84_191), (8, 16, 206_087), (16, 20, 469_021)]
         {
             assert_eq!(ConstraintCount::of_version(Shape { k, d }, Version::V1).unwrap().constraints, constraints);
         }

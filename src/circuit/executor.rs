@@ -206,6 +206,26 @@ mod tests {
     }
 
     #[test]
+    fn witness_paths_have_the_tree_shape() {
+        use crate::circuit::tree::{path_len, root_from_path, Arity};
+        for (arity, d) in [(Arity::Four, 4), (Arity::Four, 5), (Arity::Two, 4)] {
+            let shape = Shape { k: 2, d };
+            let mut s = StateTree::with_arity_and_accounts(arity, d, genesis().accounts());
+            let old = s.clone();
+            let bytes = encode(shape, &[Transfer { from: 1, to: 5, amount: 40, nonce: 0 }]).unwrap();
+            let (w, o) = apply_batch(&mut s, shape, &bytes).unwrap();
+            assert_eq!(o, vec![TransferOutcome::Applied, TransferOutcome::SelfTransfer]);
+            for t in &w.transfers {
+                assert_eq!(t.sender_path.len(), path_len(arity, d), "{arity:?} {d}");
+                assert_eq!(t.receiver_path.len(), path_len(arity, d), "{arity:?} {d}");
+            }
+            // The sender's path opens it in the old tree.
+            let sender = &w.transfers[0];
+            assert_eq!(root_from_path(arity, d, sender.sender.leaf(), 1, &sender.sender_path), Some(old.root()));
+        }
+    }
+
+    #[test]
     fn wrong_length_leaves_state_untouched() {
         let mut s = genesis();
         let root = s.root();

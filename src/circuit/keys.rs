@@ -44,7 +44,9 @@ pub enum KeyError {
     Magic { path: PathBuf },
     #[error("{path}: file format {found}, this build reads format {FORMAT}")]
     Format { path: PathBuf, found: u32 },
-    #[error("{path}: made for circuit version {found}, this build has circuit version {want}; run `zkpow setup` again")]
+    #[error(
+        "{path}: made for circuit version {found}, this build has circuit version {want}; run `zkpow setup` again"
+    )]
     CircuitVersion { path: PathBuf, found: u32, want: u32 },
     #[error("{path}: made for shape {found}, wanted shape {want}")]
     ShapeMismatch { path: PathBuf, found: Shape, want: Shape },

@@ -256,9 +256,8 @@ fn mds_gadget<const T: usize>(mds: &[[Fr; T]; T], state: &[Expr; T]) -> [Expr; T
 
 fn generate_constants<const T: usize>(full_rounds: usize, partial_rounds: usize) -> Constants<T> {
     let mut grain = Grain::new(T, full_rounds, partial_rounds);
-    let round_constants = (0..full_rounds + partial_rounds)
-        .map(|_| std::array::from_fn(|_| grain.field_element_rejected()))
-        .collect();
+    let round_constants =
+        (0..full_rounds + partial_rounds).map(|_| std::array::from_fn(|_| grain.field_element_rejected())).collect();
     let mds = cauchy_mds(&mut grain);
     Constants { round_constants, mds }
 }
@@ -611,7 +610,8 @@ mod tests {
         let mut expected = input;
         X5_255_5.permute(&mut expected);
         let mut cs = TestConstraintSystem::<Fr>::new();
-        let out = X5_255_5.permute_gadget(cs.namespace(|| "perm"), input.map(Expr::constant), Folding::Constants).unwrap();
+        let out =
+            X5_255_5.permute_gadget(cs.namespace(|| "perm"), input.map(Expr::constant), Folding::Constants).unwrap();
         assert_eq!(cs.num_constraints(), 0);
         for (o, e) in out.iter().zip(expected) {
             assert_eq!(o.as_constant(), Some(e));
