@@ -1,11 +1,20 @@
-//! Proving and verification benchmark per circuit shape: the zkpow backend
-//! (`ProverBackend::prove` / `verify`, which add public-input derivation,
-//! EIP-2537 encoding and the prover's self-check) against the raw bellman
-//! calls on the same circuit, alternated in one run so machine noise hits
-//! both alike. Reports medians, their ratio, and peak memory per phase.
+//! Proving benchmarks, in three parts (`ZKPOW_BENCH_PARTS`, a
+//! `;`-separated subset of `versions;compare;scaling`, all by default).
 //!
-//! Shapes: `ZKPOW_BENCH_SHAPES="4,8;8,16;16,20"` (the default), runs per
-//! shape: `ZKPOW_BENCH_RUNS` (default 5).
+//! `versions`: the circuit version this build proves against the one it
+//! replaced (version 1: binary tree, width-3 Poseidon), per shape: exact
+//! constraints per transfer from `ConstraintCount`, and raw bellman proving
+//! time of the same transfers in each version, alternated in one run so
+//! machine noise hits both alike. Version-1 parameters are cached in
+//! `v1/` below the test parameter directory.
+//!
+//! `compare`: the zkpow backend (`ProverBackend::prove` / `verify`, which
+//! add public-input derivation, EIP-2537 encoding and the prover's
+//! self-check) against the raw bellman calls on the same circuit, alternated
+//! likewise. Reports medians, their ratio, and peak memory per phase.
+//!
+//! Shapes of both: `ZKPOW_BENCH_SHAPES="4,8;8,16;16,20"` (the default), runs
+//! per shape: `ZKPOW_BENCH_RUNS` (default 5).
 //!
 //! Then prover scaling: proofs per minute of the machine for each way to
 //! split it between prover processes, proofs at once and proving threads
@@ -19,7 +28,7 @@
 //!
 //! Without `--bench` (as `cargo test --benches` runs it) only the test
 //! shape, once, and one proof per process of each split: a check that
-//! everything starts and completes.
+//! everything starts and completes (and that every proof verifies).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -30,10 +39,10 @@ use rand::SeedableRng;
 use zkpow::circuit::batch::encode;
 use zkpow::circuit::batch_circuit::ConstraintCount;
 use zkpow::circuit::executor::apply_batch;
-use zkpow::circuit::keys::{test_params_dir, Keys};
+use zkpow::circuit::keys::{cached_test_keys, test_params_dir, Keys};
 use zkpow::circuit::public::domain;
 use zkpow::circuit::sample::{genesis_accounts, random_transfers};
-use zkpow::circuit::{BatchCircuit, Shape, StateTree};
+use zkpow::circuit::{BatchCircuit, BatchWitness, Shape, StateTree, Transfer, Version};
 use zkpow::prover::encoding::proof_to_bytes;
 use zkpow::prover::{Groth16Backend, ProverBackend};
 use zkpow::wire::proof::ProofRequest;
@@ -77,11 +86,23 @@ where
         .collect()
 }
 
+/// Random transfers among 64 funded accounts of the benchmark's genesis.
+fn sample_transfers(shape: Shape, rng: &mut rand::rngs::ChaCha20Rng) -> Vec<Transfer> {
+    let state = StateTree::with_accounts(shape.d, genesis_accounts(shape, 64, 1_000_000));
+    random_transfers(rng, shape, &state, 64, 0.2)
+}
+
+/// The witness of `transfers` over the benchmark's genesis in the tree of
+/// `version`.
+fn sample_witness(shape: Shape, version: Version, transfers: &[Transfer]) -> anyhow::Result<BatchWitness> {
+    let mut state =
+        StateTree::with_arity_and_accounts(version.arity(), shape.d, genesis_accounts(shape, 64, 1_000_000));
+    Ok(apply_batch(&mut state, shape, &encode(shape, transfers)?)?.0)
+}
+
 /// One batch of `shape` with random transfers, ready to prove.
 fn sample_request(shape: Shape, rng: &mut rand::rngs::ChaCha20Rng) -> anyhow::Result<ProofRequest> {
-    let mut state = StateTree::with_accounts(shape.d, genesis_accounts(shape, 64, 1_000_000));
-    let transfers = random_transfers(rng, shape, &state, 64, 0.2);
-    let (witness, _) = apply_batch(&mut state, shape, &encode(shape, &transfers)?)?;
+    let witness = sample_witness(shape, Version::CURRENT, &sample_transfers(shape, rng))?;
     Ok(ProofRequest { witness, domain: domain(1, &[1; 20]), batch_num: 1, miner: [2; 20] })
 }
 
@@ -98,10 +119,26 @@ fn main() -> anyhow::Result<()> {
         let runs = std::env::var("ZKPOW_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
         (env_list("ZKPOW_BENCH_SHAPES", "4,8;8,16;16,20")?, runs)
     };
-    compare(&shapes, runs)?;
+    let parts: Vec<String> = env_list("ZKPOW_BENCH_PARTS", "versions;compare;scaling")?;
+    for part in &parts {
+        anyhow::ensure!(["versions", "compare", "scaling"].contains(&part.as_str()), "ZKPOW_BENCH_PARTS: {part:?}");
+    }
+    let part = |name: &str| parts.iter().any(|p| p == name);
+    print_machine(runs);
+    if part("versions") {
+        versions(&shapes, runs)?;
+    }
+    if part("compare") {
+        compare(&shapes, runs)?;
+    }
+    if !part("scaling") {
+        return Ok(());
+    }
     if smoke {
         scaling(&[Shape::TEST], &[1], &[1], true)?;
-        println!("smoke run: the proving comparison and every scaling split started and completed");
+        println!(
+            "smoke run: the version comparison, the proving comparison and every scaling split started and completed"
+        );
     } else {
         let shapes: Vec<Shape> = env_list("ZKPOW_BENCH_SCALING_SHAPES", "2,4;8,16")?;
         let proofs: Vec<usize> = env_list("ZKPOW_BENCH_SCALING_PROOFS", "24;4")?;
@@ -111,7 +148,7 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn compare(shapes: &[Shape], runs: usize) -> anyhow::Result<()> {
+fn print_machine(runs: usize) {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -122,13 +159,89 @@ fn compare(shapes: &[Shape], runs: usize) -> anyhow::Result<()> {
         .unwrap_or_default();
     println!("machine: {} cores, {cpu}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
     println!("runs per shape: {runs} (medians)\n");
+}
+
+/// Version 1 against the current version: constraints and proving time.
+fn versions(shapes: &[Shape], runs: usize) -> anyhow::Result<()> {
+    let old = Version::V1;
+    let new = Version::CURRENT;
+    println!(
+        "Circuit versions: v{} (binary tree, width-3 Poseidon) against v{} (this build)\n",
+        old.number(),
+        new.number()
+    );
+    println!("| shape (K,D) | v{0} constraints | v{0} per transfer | v{1} constraints | v{1} per transfer | per transfer change | keys s v{0} / v{1} | prove v{0} ms | prove v{1} ms | time ratio v{1}/v{0} |", old.number(), new.number());
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut rng = rand::rngs::ChaCha20Rng::seed_from_u64(3);
+    let v1_dir = test_params_dir().join("v1");
+    for &shape in shapes {
+        let counts = [ConstraintCount::of_version(shape, old)?, ConstraintCount::of_version(shape, new)?];
+        let started = Instant::now();
+        let old_keys = Keys::load_or_setup_version(&v1_dir, shape, old, &mut rand::rng())?;
+        let old_keys_s = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let new_keys = cached_test_keys(shape)?;
+        let new_keys_s = started.elapsed().as_secs_f64();
+        let keys = [&old_keys, &new_keys];
+
+        // The same transfers in both trees; the public inputs differ only in
+        // the roots.
+        let transfers = sample_transfers(shape, &mut rng);
+        let mut jobs = Vec::new();
+        for version in [old, new] {
+            let witness = sample_witness(shape, version, &transfers)?;
+            let req = ProofRequest { witness, domain: domain(1, &[1; 20]), batch_num: 1, miner: [2; 20] };
+            let public = req.public_inputs();
+            jobs.push((version, req.witness, public));
+        }
+
+        let mut times = [Vec::new(), Vec::new()];
+        for run in 0..runs {
+            // Alternate which goes first so warm caches and frequency drift
+            // favour neither side.
+            for side in [run % 2, 1 - run % 2] {
+                let (version, witness, public) = &jobs[side];
+                let circuit =
+                    BatchCircuit { shape, version: *version, witness: Some(witness.clone()), public: Some(*public) };
+                let t = Instant::now();
+                let proof = groth16::create_random_proof(circuit, &keys[side].params, &mut rand::rng())?;
+                times[side].push(t.elapsed());
+                groth16::verify_proof(&keys[side].pvk, &proof, &public.to_vec())
+                    .map_err(|e| anyhow::anyhow!("{shape} v{}: the proof does not verify: {e:?}", version.number()))?;
+            }
+        }
+        let [t_old, t_new] = times.map(median);
+        // Integer division, as the constraint tables in docs/BENCHMARKS.md.
+        let per = |c: &ConstraintCount| (c.constraints / shape.k) as f64;
+        println!(
+            "| {},{} | {} | {:.0} | {} | {:.0} | {:+.1}% | {:.1} / {:.1} | {:.0} | {:.0} | {:.3} |",
+            shape.k,
+            shape.d,
+            counts[0].constraints,
+            per(&counts[0]),
+            counts[1].constraints,
+            per(&counts[1]),
+            (per(&counts[1]) / per(&counts[0]) - 1.0) * 100.0,
+            old_keys_s,
+            new_keys_s,
+            ms(t_old),
+            ms(t_new),
+            t_new.as_secs_f64() / t_old.as_secs_f64(),
+        );
+    }
+    println!();
+    Ok(())
+}
+
+fn compare(shapes: &[Shape], runs: usize) -> anyhow::Result<()> {
+    println!("Backend overhead: zkpow's ProverBackend against raw bellman, circuit v{}\n", Version::CURRENT.number());
     println!("| shape (K,D) | constraints | per transfer | keys s (setup or load) | prove zkpow ms | prove bellman ms | ratio | verify zkpow ms | verify bellman ms | ratio | peak prove MiB |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut rng = rand::rngs::ChaCha20Rng::seed_from_u64(1);
     for &shape in shapes {
         let count = ConstraintCount::of(shape)?;
         let started = Instant::now();
-        let keys = Keys::load_or_setup(&test_params_dir(), shape, &mut rand::rng())?;
+        let keys = cached_test_keys(shape)?;
         let setup_s = started.elapsed().as_secs_f64();
         let params = keys.params.clone();
         let pvk = groth16::prepare_verifying_key(&params.vk);
@@ -150,7 +263,7 @@ fn compare(shapes: &[Shape], runs: usize) -> anyhow::Result<()> {
                     out = Some(backend.prove(&req)?);
                     ours.push(t.elapsed());
                 } else {
-                    let circuit = BatchCircuit { shape, witness: Some(req.witness.clone()), public: Some(public) };
+                    let circuit = BatchCircuit::new(shape, Some(req.witness.clone()), Some(public));
                     let proof = groth16::create_random_proof(circuit, &params, &mut rand::rng())?;
                     std::hint::black_box(proof_to_bytes(&proof));
                     raw.push(t.elapsed());
@@ -326,6 +439,8 @@ fn scaling(shapes: &[Shape], proofs: &[usize], rounds: &[usize], smoke: bool) ->
     for (i, &shape) in shapes.iter().enumerate() {
         let proofs = proofs.get(i).or(proofs.last()).copied().unwrap_or(4);
         let rounds = rounds.get(i).or(rounds.last()).copied().unwrap_or(1);
+        // The children only load: make (or refresh) the shape's keys here.
+        cached_test_keys(shape)?;
         let splits = splits(cores);
         let mut rates = vec![Vec::new(); splits.len()];
         let mut latency = vec![Vec::new(); splits.len()];

@@ -1,12 +1,48 @@
 //! The batch circuit: K transfers applied to a Poseidon sparse Merkle tree,
-//! with the SHA-256 of the posted batch bytes computed in-circuit.
+//! with the SHA-256 of the posted batch bytes computed in-circuit; in every
+//! [`Version`] this build can synthesize.
 //!
-//! Per transfer: open the sender (depth-D path), apply the debit if the
+//! Per transfer: open the sender (a depth-D path), apply the debit if the
 //! transfer is valid, recompute the intermediate root, open the receiver
-//! against it, apply the credit, recompute the root: four Merkle paths of D
-//! Poseidon hashes each, plus range checks. The batch bytes are allocated as
-//! bits once and shared by SHA-256 and the transfer logic, so the indices,
-//! amount and nonce cost no extra decomposition.
+//! against it, apply the credit, recompute the root: four Merkle paths, plus
+//! range checks. The batch bytes are allocated as bits once and shared by
+//! SHA-256 and the transfer logic, so the indices, amount and nonce cost no
+//! extra decomposition, and the low D bits of an index are its tree position.
+//!
+//! # Version 2
+//!
+//! The tree is 4-ary, hashed with the width-5 Poseidon (297 constraints with
+//! the constant capacity S-box folded). Within a 4-ary level at position
+//! `p = b0 + 2*b1`, the children are the current node `x` and the three
+//! siblings `s0 < s1 < s2` in position order. With `b01 = b0*b1` (one
+//! constraint, shared by the account's two paths, which have the same
+//! positions) and `e0 = (1-b0)(1-b1)`, linear in b0, b1 and b01:
+//!
+//! ```text
+//! P0 = e0 * (x - s0)     P3 = b01 * (x - s2)     Q = b1 * (x - s1)
+//! c0 = s0 + P0    c1 = x - Q - P0    c2 = s1 + Q - P3    c3 = s2 + P3
+//! ```
+//!
+//! which is `(x, s0, s1, s2)`, `(s0, x, s1, s2)`, `(s0, s1, x, s2)` or
+//! `(s0, s1, s2, x)` for p = 0..3: three constraints per path and level, the
+//! fewest that can produce the three independent products b0·x, b1·x and
+//! b0·b1·x the selection needs. An odd depth's binary top level swaps with one
+//! constraint and hashes with the width-3 Poseidon (240 folded).
+//!
+//! An account opening allocates the 128 bits of its leaf
+//! `balance + 2^64 * nonce` and takes the balance and nonce as their two
+//! halves, so each opening has exactly one (balance, nonce) reading.
+//!
+//! # Version 1
+//!
+//! A binary tree with the width-3 Poseidon (243 per level, nothing folded)
+//! and a one-constraint swap. An opening allocated the balance and the nonce
+//! as field elements and range-checked only the balance. That left the nonce
+//! free: for any balance `b' < 2^64`, the nonce `(leaf - b') / 2^64` (a field
+//! element, not an integer) opens the same leaf, so a prover could pick the
+//! sender's nonce or the receiver's balance and turn a valid transfer into a
+//! no-op, or an overflowing one into a credit. It is kept only as the
+//! benchmark's reference; its keys are refused.
 
 use bellman::gadgets::boolean::{AllocatedBit, Boolean};
 use bellman::gadgets::sha256::sha256;
@@ -14,24 +50,30 @@ use bellman::{Circuit, ConstraintSystem, SynthesisError};
 
 use super::batch::TRANSFER_BYTES;
 use super::executor::{BatchWitness, TransferWitness};
-use super::gadgets::{all, bool_expr, is_zero, pack_be, select, to_bits_le, Expr};
-use super::poseidon::hash2_gadget;
+use super::gadgets::{all, alloc_bits_le, bool_expr, is_zero, pack_be, pack_le, select, to_bits_le, Expr};
+use super::poseidon::{hash2_gadget, hash4_gadget, Folding};
 use super::public::PublicInputs;
-use super::tree::two_pow_64;
-use super::{Fr, Shape};
+use super::tree::{levels, path_len, two_pow_64, Account, Level};
+use super::{Fr, Shape, Version};
 
 /// The circuit for one batch. During parameter generation `witness` and
 /// `public` are `None`; the constraint system is the same either way.
 #[derive(Clone)]
 pub struct BatchCircuit {
     pub shape: Shape,
+    pub version: Version,
     pub witness: Option<BatchWitness>,
     pub public: Option<PublicInputs>,
 }
 
 impl BatchCircuit {
+    /// The circuit of the current version.
+    pub fn new(shape: Shape, witness: Option<BatchWitness>, public: Option<PublicInputs>) -> Self {
+        BatchCircuit { shape, version: Version::CURRENT, witness, public }
+    }
+
     pub fn blank(shape: Shape) -> Self {
-        BatchCircuit { shape, witness: None, public: None }
+        BatchCircuit::new(shape, None, None)
     }
 
     fn check_witness(&self) -> Result<(), SynthesisError> {
@@ -39,7 +81,8 @@ impl BatchCircuit {
             return Ok(());
         };
         let shape = self.shape;
-        let paths_ok = w.transfers.iter().all(|t| t.sender_path.len() == shape.d && t.receiver_path.len() == shape.d);
+        let len = path_len(self.version.arity(), shape.d);
+        let paths_ok = w.transfers.iter().all(|t| t.sender_path.len() == len && t.receiver_path.len() == len);
         if w.shape != shape || w.batch.len() != shape.batch_bytes() || w.transfers.len() != shape.k || !paths_ok {
             return Err(SynthesisError::Unsatisfiable);
         }
@@ -82,11 +125,13 @@ impl Circuit<Fr> for BatchCircuit {
         pack_be(&digest[..128]).enforce_equal(cs.namespace(|| "bind data_hash_hi"), &hash_hi);
         pack_be(&digest[128..]).enforce_equal(cs.namespace(|| "bind data_hash_lo"), &hash_lo);
 
+        let levels = levels(self.version.arity(), shape.d);
         let mut root = old_root;
         for j in 0..shape.k {
             let rec = &bits[j * TRANSFER_BYTES * 8..(j + 1) * TRANSFER_BYTES * 8];
             let tw = self.witness.as_ref().map(|w| &w.transfers[j]);
-            root = transfer(cs.namespace(|| format!("transfer {j}")), shape.d, &root, rec, tw)?;
+            let cs = cs.namespace(|| format!("transfer {j}"));
+            root = transfer(cs, self.version, shape.d, &levels, &root, rec, tw)?;
         }
         root.enforce_equal(cs.namespace(|| "bind new_root"), &new_root);
         Ok(())
@@ -97,7 +142,9 @@ impl Circuit<Fr> for BatchCircuit {
 /// bits, most significant first: from (32), to (32), amount (64), nonce (32).
 fn transfer<CS: ConstraintSystem<Fr>>(
     mut cs: CS,
+    version: Version,
     depth: usize,
+    levels: &[Level],
     root: &Expr,
     rec: &[Boolean],
     w: Option<&TransferWitness>,
@@ -122,29 +169,22 @@ fn transfer<CS: ConstraintSystem<Fr>>(
     let zero_amount = is_zero(cs.namespace(|| "zero amount"), &amount)?;
 
     let two64 = two_pow_64();
-    let wit = |f: fn(&TransferWitness) -> Fr| move || w.map(f).ok_or(SynthesisError::AssignmentMissing);
 
     // Sender: open, check.
-    let s_bal = Expr::alloc(cs.namespace(|| "sender balance"), "v", wit(|t| Fr::from(t.sender.balance)))?;
-    let s_nonce = Expr::alloc(cs.namespace(|| "sender nonce"), "v", wit(|t| Fr::from(t.sender.nonce)))?;
-    // The 64-bit range makes balance + 2^64·nonce an injective packing.
-    to_bits_le(cs.namespace(|| "sender balance range"), &s_bal, 64)?;
-    let s_leaf = s_bal.add(&s_nonce.scale(two64));
-    let s_sibs = alloc_path(cs.namespace(|| "sender siblings"), depth, w.map(|t| t.sender_path.as_slice()))?;
-    let s_root = root_from(cs.namespace(|| "sender old path"), &s_leaf, &from_path, &s_sibs)?;
+    let sender = open_account(&mut cs, version, "sender", w.map(|t| t.sender))?;
+    let s_path =
+        account_path(cs.namespace(|| "sender siblings"), levels, &from_path, w.map(|t| t.sender_path.as_slice()))?;
+    let s_root = root_from(cs.namespace(|| "sender old path"), version, &sender.leaf, &s_path)?;
     s_root.enforce_equal(cs.namespace(|| "sender in tree"), root);
-    let nonce_ok = is_zero(cs.namespace(|| "nonce matches"), &s_nonce.sub(&tx_nonce))?;
+    let nonce_ok = is_zero(cs.namespace(|| "nonce matches"), &sender.nonce.sub(&tx_nonce))?;
     // balance - amount + 2^64 has bit 64 set iff balance >= amount.
-    let diff = s_bal.sub(&amount).add_const(two64);
+    let diff = sender.balance.sub(&amount).add_const(two64);
     let diff_bits = to_bits_le(cs.namespace(|| "balance covers amount"), &diff, 65)?;
     let sufficient = diff_bits[64].clone();
 
     // Receiver: open against the tree as the sender's update leaves it.
-    let r_bal = Expr::alloc(cs.namespace(|| "receiver balance"), "v", wit(|t| Fr::from(t.receiver.balance)))?;
-    let r_nonce = Expr::alloc(cs.namespace(|| "receiver nonce"), "v", wit(|t| Fr::from(t.receiver.nonce)))?;
-    to_bits_le(cs.namespace(|| "receiver balance range"), &r_bal, 64)?;
-    let r_leaf = r_bal.add(&r_nonce.scale(two64));
-    let sum_bits = to_bits_le(cs.namespace(|| "receiver no overflow"), &r_bal.add(&amount), 65)?;
+    let receiver = open_account(&mut cs, version, "receiver", w.map(|t| t.receiver))?;
+    let sum_bits = to_bits_le(cs.namespace(|| "receiver no overflow"), &receiver.balance.add(&amount), 65)?;
     let overflow = sum_bits[64].clone();
 
     let valid = all(
@@ -155,48 +195,150 @@ fn transfer<CS: ConstraintSystem<Fr>>(
 
     // Debit: balance - amount, nonce + 1, i.e. leaf + 2^64 - amount.
     let debit = valid.mul(cs.namespace(|| "debit"), &Expr::constant(two64).sub(&amount))?;
-    let s_new_leaf = s_leaf.add(&debit);
-    let mid_root = root_from(cs.namespace(|| "sender new path"), &s_new_leaf, &from_path, &s_sibs)?;
+    let s_new_leaf = sender.leaf.add(&debit);
+    let mid_root = root_from(cs.namespace(|| "sender new path"), version, &s_new_leaf, &s_path)?;
 
-    let r_sibs = alloc_path(cs.namespace(|| "receiver siblings"), depth, w.map(|t| t.receiver_path.as_slice()))?;
-    let r_root = root_from(cs.namespace(|| "receiver old path"), &r_leaf, &to_path, &r_sibs)?;
+    let r_path =
+        account_path(cs.namespace(|| "receiver siblings"), levels, &to_path, w.map(|t| t.receiver_path.as_slice()))?;
+    let r_root = root_from(cs.namespace(|| "receiver old path"), version, &receiver.leaf, &r_path)?;
     r_root.enforce_equal(cs.namespace(|| "receiver in tree"), &mid_root);
     let credit = valid.mul(cs.namespace(|| "credit"), &amount)?;
-    let r_new_leaf = r_leaf.add(&credit);
-    root_from(cs.namespace(|| "receiver new path"), &r_new_leaf, &to_path, &r_sibs)
+    let r_new_leaf = receiver.leaf.add(&credit);
+    root_from(cs.namespace(|| "receiver new path"), version, &r_new_leaf, &r_path)
 }
 
-fn alloc_path<CS: ConstraintSystem<Fr>>(
+/// An account as the circuit reads it: 64-bit balance, nonce, and the leaf
+/// `balance + 2^64 * nonce` that goes into the tree.
+struct Opening {
+    balance: Expr,
+    nonce: Expr,
+    leaf: Expr,
+}
+
+/// Version 2: 128 constraints (the leaf's bits), a unique reading of the
+/// leaf. Version 1: 65 (the balance's range check), see the module docs.
+fn open_account<CS: ConstraintSystem<Fr>>(
+    cs: &mut CS,
+    version: Version,
+    who: &str,
+    account: Option<Account>,
+) -> Result<Opening, SynthesisError> {
+    match version {
+        Version::V2 => {
+            let bits = alloc_bits_le(cs.namespace(|| format!("{who} account")), account.map(|a| a.packed()), 128)?;
+            Ok(Opening { balance: pack_le(&bits[..64]), nonce: pack_le(&bits[64..]), leaf: pack_le(&bits) })
+        }
+        Version::V1 => {
+            let value = |f: fn(&Account) -> u64| {
+                move || account.map(|a| Fr::from(f(&a))).ok_or(SynthesisError::AssignmentMissing)
+            };
+            let balance = Expr::alloc(cs.namespace(|| format!("{who} balance")), "v", value(|a| a.balance))?;
+            let nonce = Expr::alloc(cs.namespace(|| format!("{who} nonce")), "v", value(|a| a.nonce))?;
+            to_bits_le(cs.namespace(|| format!("{who} balance range")), &balance, 64)?;
+            let leaf = balance.add(&nonce.scale(two_pow_64()));
+            Ok(Opening { balance, nonce, leaf })
+        }
+    }
+}
+
+/// One level of an account's path, as both of its paths (before and after
+/// the account's update) use it: same siblings, same position.
+enum PathLevel {
+    Binary {
+        /// Set when the path's node is the right child.
+        bit: Boolean,
+        sibling: Expr,
+    },
+    Quaternary {
+        b0: Expr,
+        b1: Expr,
+        /// `b0 * b1`, allocated once per account and level.
+        b01: Expr,
+        siblings: [Expr; 3],
+    },
+}
+
+/// Allocates an account's siblings (named `sibling {i}`, in path order) and,
+/// per 4-ary level, the position product `b0*b1` (one constraint).
+/// `position` holds the index bits, least significant first.
+fn account_path<CS: ConstraintSystem<Fr>>(
     mut cs: CS,
-    depth: usize,
+    levels: &[Level],
+    position: &[Boolean],
     path: Option<&[Fr]>,
-) -> Result<Vec<Expr>, SynthesisError> {
-    (0..depth)
-        .map(|h| {
-            Expr::alloc(cs.namespace(|| format!("sibling {h}")), "v", || {
-                path.map(|p| p[h]).ok_or(SynthesisError::AssignmentMissing)
-            })
+) -> Result<Vec<PathLevel>, SynthesisError> {
+    let mut next = 0;
+    let mut sibling = |cs: &mut CS| {
+        let i = next;
+        next += 1;
+        Expr::alloc(cs.namespace(|| format!("sibling {i}")), "v", || {
+            path.map(|p| p[i]).ok_or(SynthesisError::AssignmentMissing)
         })
-        .collect()
+    };
+    let mut out = Vec::with_capacity(levels.len());
+    for (l, level) in levels.iter().enumerate() {
+        let bits = &position[level.shift..level.shift + level.bits()];
+        out.push(match level.arity {
+            2 => PathLevel::Binary { bit: bits[0].clone(), sibling: sibling(&mut cs)? },
+            _ => {
+                let siblings = [sibling(&mut cs)?, sibling(&mut cs)?, sibling(&mut cs)?];
+                let (b0, b1) = (bool_expr(&bits[0]), bool_expr(&bits[1]));
+                let b01 = b0.mul(cs.namespace(|| format!("level {l} b0*b1")), &b1)?;
+                PathLevel::Quaternary { b0, b1, b01, siblings }
+            }
+        });
+    }
+    Ok(out)
 }
 
-/// Root of the path from `leaf`; one constraint for the swap plus one
-/// Poseidon per level.
+/// Root of the path from `leaf`. Per binary level one constraint for the
+/// swap and a width-3 Poseidon; per 4-ary level three for the selection and
+/// a width-5 Poseidon.
 fn root_from<CS: ConstraintSystem<Fr>>(
     mut cs: CS,
+    version: Version,
     leaf: &Expr,
-    bits: &[Boolean],
-    siblings: &[Expr],
+    path: &[PathLevel],
 ) -> Result<Expr, SynthesisError> {
+    let folding = match version {
+        Version::V1 => Folding::Nothing,
+        Version::V2 => Folding::Constants,
+    };
     let mut cur = leaf.clone();
-    for (h, (bit, sib)) in bits.iter().zip(siblings).enumerate() {
+    for (h, level) in path.iter().enumerate() {
         let mut cs = cs.namespace(|| format!("level {h}"));
-        // When the bit is set the current node is the right child.
-        let left = select(cs.namespace(|| "left"), bit, sib, &cur)?;
-        let right = cur.add(sib).sub(&left).compact();
-        cur = hash2_gadget(cs.namespace(|| "hash"), &left.compact(), &right)?;
+        cur = match level {
+            PathLevel::Binary { bit, sibling } => {
+                // When the bit is set the current node is the right child.
+                let left = select(cs.namespace(|| "left"), bit, sibling, &cur)?;
+                let right = cur.add(sibling).sub(&left).compact();
+                hash2_gadget(cs.namespace(|| "hash"), &left.compact(), &right, folding)?
+            }
+            PathLevel::Quaternary { b0, b1, b01, siblings } => {
+                let children = children4(cs.namespace(|| "select"), &cur, b0, b1, b01, siblings)?;
+                hash4_gadget(cs.namespace(|| "hash"), &children.map(|c| c.compact()))?
+            }
+        };
     }
     Ok(cur)
+}
+
+/// The four children of a 4-ary node with `x` at position `b0 + 2*b1` and
+/// `s` in the other three positions, in order (three constraints; the
+/// derivation is in the module docs).
+fn children4<CS: ConstraintSystem<Fr>>(
+    mut cs: CS,
+    x: &Expr,
+    b0: &Expr,
+    b1: &Expr,
+    b01: &Expr,
+    s: &[Expr; 3],
+) -> Result<[Expr; 4], SynthesisError> {
+    let e0 = Expr::constant(Fr::from(1)).sub(b0).sub(b1).add(b01);
+    let p0 = e0.mul(cs.namespace(|| "position 0"), &x.sub(&s[0]))?;
+    let p3 = b01.mul(cs.namespace(|| "position 3"), &x.sub(&s[2]))?;
+    let q = b1.mul(cs.namespace(|| "upper half"), &x.sub(&s[1]))?;
+    Ok([s[0].add(&p0), x.sub(&q).sub(&p0), s[1].add(&q).sub(&p3), s[2].add(&p3)])
 }
 
 /// Counts constraints and variables without storing them and without ever
@@ -265,9 +407,14 @@ impl ConstraintSystem<Fr> for ConstraintCount {
 }
 
 impl ConstraintCount {
+    /// The current version's circuit of `shape`.
     pub fn of(shape: Shape) -> Result<Self, SynthesisError> {
+        ConstraintCount::of_version(shape, Version::CURRENT)
+    }
+
+    pub fn of_version(shape: Shape, version: Version) -> Result<Self, SynthesisError> {
         let mut cs = ConstraintCount::default();
-        BatchCircuit::blank(shape).synthesize(&mut cs)?;
+        BatchCircuit { shape, version, witness: None, public: None }.synthesize(&mut cs)?;
         Ok(cs)
     }
 }
@@ -279,21 +426,29 @@ mod tests {
     use crate::circuit::executor::apply_batch;
     use crate::circuit::public::{data_hash, domain, miner};
     use crate::circuit::sample::random_transfers;
-    use crate::circuit::tree::{Account, StateTree};
+    use crate::circuit::tree::{root_from_path, Account, Arity, StateTree};
     use crate::circuit::{Transfer, TransferOutcome};
     use bellman::gadgets::test::TestConstraintSystem;
-    use ff::Field;
+    use ff::{Field, PrimeField};
     use rand::rngs::ChaCha20Rng;
-    use rand::SeedableRng;
+    use rand::{RngExt, SeedableRng};
 
     const SHAPE: Shape = Shape { k: 3, d: 4 };
+    /// An odd depth: two 4-ary levels under a binary top level.
+    const ODD: Shape = Shape { k: 3, d: 5 };
+    const VERSIONS: [Version; 2] = [Version::V1, Version::V2];
 
-    fn genesis() -> StateTree {
-        StateTree::with_accounts(
-            SHAPE.d,
+    fn genesis_of(version: Version, depth: usize) -> StateTree {
+        StateTree::with_arity_and_accounts(
+            version.arity(),
+            depth,
             (0..6u64)
                 .map(|i| (i, Account { balance: if i == 5 { u64::MAX - 3 } else { 1_000 * (i + 1) }, nonce: i % 2 })),
         )
+    }
+
+    fn genesis() -> StateTree {
+        genesis_of(Version::CURRENT, SHAPE.d)
     }
 
     fn public_for(w: &BatchWitness) -> PublicInputs {
@@ -309,31 +464,49 @@ mod tests {
         }
     }
 
-    fn check(w: &BatchWitness, public: PublicInputs) -> TestConstraintSystem<Fr> {
+    fn check_version(version: Version, w: &BatchWitness, public: PublicInputs) -> TestConstraintSystem<Fr> {
         let mut cs = TestConstraintSystem::new();
-        BatchCircuit { shape: w.shape, witness: Some(w.clone()), public: Some(public) }.synthesize(&mut cs).unwrap();
+        let circuit = BatchCircuit { shape: w.shape, version, witness: Some(w.clone()), public: Some(public) };
+        circuit.synthesize(&mut cs).unwrap();
         cs
     }
 
+    fn check(w: &BatchWitness, public: PublicInputs) -> TestConstraintSystem<Fr> {
+        check_version(Version::CURRENT, w, public)
+    }
+
+    fn witness_in(version: Version, shape: Shape, transfers: &[Transfer]) -> (BatchWitness, Vec<TransferOutcome>) {
+        let mut state = genesis_of(version, shape.d);
+        apply_batch(&mut state, shape, &encode(shape, transfers).unwrap()).unwrap()
+    }
+
     fn witness_for(transfers: &[Transfer]) -> (BatchWitness, Vec<TransferOutcome>) {
-        let mut state = genesis();
-        apply_batch(&mut state, SHAPE, &encode(SHAPE, transfers).unwrap()).unwrap()
+        witness_in(Version::CURRENT, SHAPE, transfers)
     }
 
     #[test]
     fn native_and_circuit_agree_on_random_batches() {
-        let mut rng = ChaCha20Rng::seed_from_u64(7);
-        let mut state = genesis();
-        let mut seen = std::collections::HashSet::new();
-        for round in 0..12 {
-            let ts = random_transfers(&mut rng, SHAPE, &state, 7, 0.5);
-            let (w, outcomes) = apply_batch(&mut state, SHAPE, &encode(SHAPE, &ts).unwrap()).unwrap();
-            seen.extend(outcomes.iter().copied());
-            let cs = check(&w, public_for(&w));
-            assert!(cs.is_satisfied(), "round {round}: {:?} unsatisfied at {:?}", outcomes, cs.which_is_unsatisfied());
-            assert_eq!(w.new_root, state.root());
+        for (version, shape, rounds) in [(Version::V2, SHAPE, 12), (Version::V2, ODD, 12), (Version::V1, SHAPE, 12)] {
+            let mut rng = ChaCha20Rng::seed_from_u64(7);
+            let mut state = genesis_of(version, shape.d);
+            let mut seen = std::collections::HashSet::new();
+            for round in 0..rounds {
+                let ts = random_transfers(&mut rng, shape, &state, 7, 0.5);
+                let (w, outcomes) = apply_batch(&mut state, shape, &encode(shape, &ts).unwrap()).unwrap();
+                seen.extend(outcomes.iter().copied());
+                let cs = check_version(version, &w, public_for(&w));
+                assert!(
+                    cs.is_satisfied(),
+                    "{version:?} {shape} round {round}: {outcomes:?} unsatisfied at {:?}",
+                    cs.which_is_unsatisfied()
+                );
+                assert_eq!(w.new_root, state.root());
+            }
+            assert!(
+                seen.contains(&TransferOutcome::Applied) && seen.len() >= 4,
+                "{version:?} {shape}: batches too uniform: {seen:?}"
+            );
         }
-        assert!(seen.contains(&TransferOutcome::Applied) && seen.len() >= 4, "batches too uniform: {seen:?}");
     }
 
     #[test]
@@ -349,17 +522,19 @@ mod tests {
             (Transfer { from: 9, to: 3, amount: 1, nonce: 0 }, InsufficientBalance),
             (Transfer { from: 2, to: 5, amount: 4, nonce: 0 }, ReceiverOverflow),
         ];
-        for (t, want) in cases {
-            let (w, outcomes) = witness_for(&[Transfer { from: 0, to: 1, amount: 10, nonce: 0 }, t]);
-            // The zero padding record is a self-transfer of nothing: a no-op.
-            assert_eq!(outcomes, vec![Applied, want, SelfTransfer], "{t:?}");
-            let cs = check(&w, public_for(&w));
-            assert!(cs.is_satisfied(), "{t:?}: unsatisfied at {:?}", cs.which_is_unsatisfied());
-            // And claiming the no-op transfer changed the state cannot be proven.
-            let mut applied = genesis();
-            applied.set(0, Account { balance: 990, nonce: 1 });
-            applied.set(1, Account { balance: 2_010, nonce: 1 });
-            assert_eq!(w.new_root, applied.root());
+        for version in VERSIONS {
+            for (t, want) in cases {
+                let (w, outcomes) = witness_in(version, SHAPE, &[Transfer { from: 0, to: 1, amount: 10, nonce: 0 }, t]);
+                // The zero padding record is a self-transfer of nothing: a no-op.
+                assert_eq!(outcomes, vec![Applied, want, SelfTransfer], "{t:?}");
+                let cs = check_version(version, &w, public_for(&w));
+                assert!(cs.is_satisfied(), "{version:?} {t:?}: unsatisfied at {:?}", cs.which_is_unsatisfied());
+                // And claiming the no-op transfer changed the state cannot be proven.
+                let mut applied = genesis_of(version, SHAPE.d);
+                applied.set(0, Account { balance: 990, nonce: 1 });
+                applied.set(1, Account { balance: 2_010, nonce: 1 });
+                assert_eq!(w.new_root, applied.root());
+            }
         }
     }
 
@@ -384,44 +559,135 @@ mod tests {
 
     #[test]
     fn tampered_witness_is_unsatisfied() {
-        let (w, _) = witness_for(&[Transfer { from: 0, to: 1, amount: 10, nonce: 0 }]);
+        for version in VERSIONS {
+            let (w, _) = witness_in(version, SHAPE, &[Transfer { from: 0, to: 1, amount: 10, nonce: 0 }]);
+            let public = public_for(&w);
+            assert!(check_version(version, &w, public).is_satisfied());
+
+            // A richer sender than the tree says.
+            let mut bad = w.clone();
+            bad.transfers[0].sender.balance += 1;
+            assert!(!check_version(version, &bad, public).is_satisfied(), "{version:?}: wrong sender balance");
+
+            // A different receiver balance.
+            let mut bad = w.clone();
+            bad.transfers[0].receiver.balance = 0;
+            assert!(!check_version(version, &bad, public).is_satisfied(), "{version:?}: wrong receiver balance");
+
+            // A wrong sibling.
+            let mut bad = w.clone();
+            bad.transfers[0].sender_path[2] += Fr::ONE;
+            assert!(!check_version(version, &bad, public).is_satisfied(), "{version:?}: wrong path");
+
+            // Different batch bytes under the original data hash.
+            let (other, _) = witness_in(version, SHAPE, &[Transfer { from: 0, to: 1, amount: 11, nonce: 0 }]);
+            let mut p = public;
+            p.new_root = other.new_root;
+            assert!(!check_version(version, &other, p).is_satisfied(), "{version:?}: batch bytes not matching");
+        }
+    }
+
+    #[test]
+    fn every_tampered_sibling_is_rejected() {
+        // Sender 13 and receiver 6 sit at different positions on every level
+        // (13 = 1 + 3*4, 6 = 2 + 1*4; and the top bit in the odd tree).
+        for shape in [SHAPE, ODD] {
+            let transfers = [
+                Transfer { from: 0, to: 13, amount: 10, nonce: 0 },
+                Transfer { from: 13, to: 6 + (shape.d as u32 - 4) * 16, amount: 4, nonce: 0 },
+            ];
+            let (w, outcomes) = witness_in(Version::V2, shape, &transfers);
+            assert_eq!(&outcomes[..2], &[TransferOutcome::Applied, TransferOutcome::Applied]);
+            let public = public_for(&w);
+            assert!(check(&w, public).is_satisfied());
+            for i in 0..path_len(Arity::Four, shape.d) {
+                let mut bad = w.clone();
+                bad.transfers[1].sender_path[i] += Fr::ONE;
+                assert!(!check(&bad, public).is_satisfied(), "{shape}: sender sibling {i}");
+                let mut bad = w.clone();
+                bad.transfers[1].receiver_path[i] -= Fr::ONE;
+                assert!(!check(&bad, public).is_satisfied(), "{shape}: receiver sibling {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn tampered_position_product_and_selection_are_rejected() {
+        // Transfer 0 is 3 -> 2: positions 3 and 2 at level 0, so b0*b1 = 1
+        // for the sender and every selection product is non-zero somewhere.
+        let (w, _) = witness_for(&[Transfer { from: 3, to: 2, amount: 10, nonce: 1 }]);
         let public = public_for(&w);
+        let mut cs = check(&w, public);
+        assert!(cs.is_satisfied());
+        for var in [
+            "transfer 0/sender siblings/level 0 b0*b1/prod/prod",
+            "transfer 0/receiver siblings/level 1 b0*b1/prod/prod",
+            "transfer 0/sender old path/level 0/select/position 3/prod/prod",
+            "transfer 0/sender new path/level 0/select/position 0/prod/prod",
+            "transfer 0/receiver old path/level 0/select/upper half/prod/prod",
+            "transfer 0/receiver new path/level 1/select/position 0/prod/prod",
+        ] {
+            let honest = cs.get(var);
+            cs.set(var, honest + Fr::ONE);
+            assert!(!cs.is_satisfied(), "{var}");
+            cs.set(var, honest);
+            assert!(cs.is_satisfied());
+        }
+    }
 
-        // A richer sender than the tree says.
-        let mut bad = w.clone();
-        bad.transfers[0].sender.balance += 1;
-        assert!(!check(&bad, public).is_satisfied(), "wrong sender balance");
+    #[test]
+    fn account_bits_are_the_leaf() {
+        // Every bit of an opening is part of the leaf: flipping one (the
+        // lowest and highest of the balance and of the nonce) leaves a leaf
+        // that is not in the tree. Flipping a bit is a value the booleanity
+        // check accepts, so only the path can refuse it.
+        let (w, _) = witness_for(&[Transfer { from: 3, to: 2, amount: 10, nonce: 1 }]);
+        let public = public_for(&w);
+        let mut cs = check(&w, public);
+        assert!(cs.is_satisfied());
+        for who in ["sender", "receiver"] {
+            for bit in [0, 63, 64, 127] {
+                let var = format!("transfer 0/{who} account/bit {bit}/boolean");
+                let honest = cs.get(&var);
+                cs.set(&var, Fr::ONE - honest);
+                assert!(!cs.is_satisfied(), "{var}");
+                cs.set(&var, honest);
+            }
+        }
+        assert!(cs.is_satisfied());
+    }
 
-        // A different receiver balance.
-        let mut bad = w.clone();
-        bad.transfers[0].receiver.balance = 0;
-        assert!(!check(&bad, public).is_satisfied(), "wrong receiver balance");
-
-        // A wrong sibling.
-        let mut bad = w.clone();
-        bad.transfers[0].sender_path[2] += Fr::ONE;
-        assert!(!check(&bad, public).is_satisfied(), "wrong path");
-
-        // Different batch bytes under the original data hash.
-        let (other, _) = witness_for(&[Transfer { from: 0, to: 1, amount: 11, nonce: 0 }]);
-        let mut p = public;
-        p.new_root = other.new_root;
-        assert!(!check(&other, p).is_satisfied(), "batch bytes not matching the data hash");
+    #[test]
+    fn version_1_opening_had_a_second_reading() {
+        // Why version 2 decomposes the nonce too: with only the balance
+        // range-checked, (balance - 1, nonce + 2^-64) packs to the same leaf
+        // and the balance is still a 64-bit number. The nonce is then no
+        // integer, so the sender's nonce check fails and a valid transfer
+        // could be proven a no-op.
+        let a = Account { balance: 1_000, nonce: 3 };
+        let two64_inv = Option::<Fr>::from(two_pow_64().invert()).unwrap();
+        let forged_balance = Fr::from(999);
+        let forged_nonce = Fr::from(3) + two64_inv;
+        assert_eq!(forged_balance + forged_nonce * two_pow_64(), a.leaf());
+        assert_ne!(forged_nonce, Fr::from(3));
+        // Version 2 reads a leaf only through its 128 bits, which are unique.
+        assert_eq!(Fr::from_u128(a.packed()), a.leaf());
     }
 
     #[test]
     fn overflowing_balance_opening_is_rejected() {
         // leaf = balance + 2^64*nonce; opening nonce-1 with balance+2^64 would
         // give the same leaf and a bigger balance, unless the range check holds.
-        let mut state = StateTree::with_accounts(SHAPE.d, [(0, Account { balance: 5, nonce: 1 })]);
+        // Version 1 names the balance; version 2 has no balance variable to
+        // set, only bits, and a balance of 2^64 + 5 has no 64-bit form.
+        let mut state =
+            StateTree::with_arity_and_accounts(Arity::Two, SHAPE.d, [(0, Account { balance: 5, nonce: 1 })]);
         let ts = [Transfer { from: 0, to: 1, amount: 6, nonce: 0 }];
         let (w, outcomes) = apply_batch(&mut state, SHAPE, &encode(SHAPE, &ts).unwrap()).unwrap();
         assert_eq!(outcomes[0], TransferOutcome::WrongNonce);
         // Forge: pretend the sender has nonce 0 and 5 + 2^64 balance; the
         // leaf is unchanged, but the circuit must refuse the balance.
-        let mut cs = TestConstraintSystem::new();
-        let circuit = BatchCircuit { shape: SHAPE, witness: Some(w.clone()), public: Some(public_for(&w)) };
-        circuit.synthesize(&mut cs).unwrap();
+        let mut cs = check_version(Version::V1, &w, public_for(&w));
         assert!(cs.is_satisfied());
         let path = "transfer 0/sender balance/v";
         let forged_balance = Fr::from(5u64) + two_pow_64();
@@ -430,13 +696,124 @@ mod tests {
         assert!(!cs.is_satisfied(), "a balance of 2^64 + 5 must fail the range check");
     }
 
+    /// Synthesizes one account path alone: the leaf and the siblings as
+    /// witnesses, the position bits as allocated booleans.
+    fn path_system(depth: usize, leaf: Fr, index: u64, siblings: &[Fr]) -> (TestConstraintSystem<Fr>, Expr) {
+        let mut cs = TestConstraintSystem::<Fr>::new();
+        let levels = levels(Arity::Four, depth);
+        let bits: Vec<Boolean> = (0..depth)
+            .map(|i| {
+                let bit = AllocatedBit::alloc(cs.namespace(|| format!("index bit {i}")), Some((index >> i) & 1 == 1));
+                Boolean::from(bit.unwrap())
+            })
+            .collect();
+        let leaf = Expr::alloc(cs.namespace(|| "leaf"), "v", || Ok(leaf)).unwrap();
+        let path = account_path(cs.namespace(|| "siblings"), &levels, &bits, Some(siblings)).unwrap();
+        let root = root_from(cs.namespace(|| "path"), Version::V2, &leaf, &path).unwrap();
+        (cs, root)
+    }
+
+    #[test]
+    fn four_ary_selection_places_the_node_at_each_position() {
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let (x, s): (Fr, [Fr; 3]) = (Fr::random(&mut rng), std::array::from_fn(|_| Fr::random(&mut rng)));
+        for p in 0..4u64 {
+            let mut cs = TestConstraintSystem::<Fr>::new();
+            let bit = |cs: &mut TestConstraintSystem<Fr>, i: u64| {
+                bool_expr(&Boolean::from(
+                    AllocatedBit::alloc(cs.namespace(|| format!("b{i}")), Some((p >> i) & 1 == 1)).unwrap(),
+                ))
+            };
+            let (b0, b1) = (bit(&mut cs, 0), bit(&mut cs, 1));
+            let b01 = b0.mul(cs.namespace(|| "b01"), &b1).unwrap();
+            let ex = Expr::alloc(cs.namespace(|| "x"), "v", || Ok(x)).unwrap();
+            let es = [0, 1, 2].map(|i| Expr::alloc(cs.namespace(|| format!("s{i}")), "v", || Ok(s[i])).unwrap());
+            let children = children4(cs.namespace(|| "select"), &ex, &b0, &b1, &b01, &es).unwrap();
+            let mut want = s.to_vec();
+            want.insert(p as usize, x);
+            for (i, (c, w)) in children.iter().zip(&want).enumerate() {
+                assert_eq!(c.value, Some(*w), "position {p}, child {i}");
+                let fixed = Expr::alloc(cs.namespace(|| format!("want {i}")), "v", || Ok(*w)).unwrap();
+                c.enforce_equal(cs.namespace(|| format!("child {i}")), &fixed);
+            }
+            assert!(cs.is_satisfied(), "position {p}: {:?}", cs.which_is_unsatisfied());
+            // 1 for b0*b1 and 3 for the selection, besides the 4 checks.
+            assert_eq!(cs.num_constraints(), 2 + 1 + 3 + 4);
+        }
+    }
+
+    #[test]
+    fn path_gadget_matches_native_at_every_position_and_refuses_others() {
+        // Depth 4 (two 4-ary levels) and 5 (plus the binary top level):
+        // every position of the lowest level, both of the top, against the
+        // native root; and with the same siblings, another position's root
+        // is not reached.
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        for depth in [4usize, 5] {
+            let len = path_len(Arity::Four, depth);
+            let leaf = Fr::random(&mut rng);
+            let siblings: Vec<Fr> = (0..len).map(|_| Fr::random(&mut rng)).collect();
+            for _ in 0..6 {
+                let index = rng.random_range(0..1u64 << depth);
+                let native = root_from_path(Arity::Four, depth, leaf, index, &siblings).unwrap();
+                let (mut cs, root) = path_system(depth, leaf, index, &siblings);
+                assert_eq!(root.value, Some(native), "depth {depth} index {index}");
+                let expected = Expr::alloc(cs.namespace(|| "expected"), "v", || Ok(native)).unwrap();
+                root.enforce_equal(cs.namespace(|| "root"), &expected);
+                assert!(cs.is_satisfied(), "depth {depth} index {index}: {:?}", cs.which_is_unsatisfied());
+
+                for other in [index ^ 1, index ^ 2, index ^ 3, index ^ (1 << (depth - 1))] {
+                    let (mut cs, root) = path_system(depth, leaf, other, &siblings);
+                    let expected = Expr::alloc(cs.namespace(|| "expected"), "v", || Ok(native)).unwrap();
+                    root.enforce_equal(cs.namespace(|| "root"), &expected);
+                    assert!(!cs.is_satisfied(), "depth {depth}: position {other} reached the root of {index}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn constraint_count_matches_test_system_and_blank_circuit() {
-        let (w, _) = witness_for(&[]);
-        let cs = check(&w, public_for(&w));
-        let count = ConstraintCount::of(SHAPE).unwrap();
-        assert_eq!(cs.num_constraints(), count.constraints);
-        assert_eq!(count.inputs, 7);
+        for version in VERSIONS {
+            for shape in [SHAPE, ODD] {
+                let (w, _) = witness_in(version, shape, &[]);
+                let cs = check_version(version, &w, public_for(&w));
+                let mut count = ConstraintCount::default();
+                BatchCircuit { shape, version, witness: None, public: None }.synthesize(&mut count).unwrap();
+                assert_eq!(cs.num_constraints(), count.constraints, "{version:?} {shape}");
+                assert_eq!(count.inputs, 7);
+            }
+        }
+        assert_eq!(ConstraintCount::of(SHAPE).unwrap(), ConstraintCount::of_version(SHAPE, Version::CURRENT).unwrap());
+    }
+
+    #[test]
+    fn merkle_and_account_costs_are_exact() {
+        // Same K, different D: the SHA-256 part is identical, so the
+        // difference is the Merkle part alone. Version 1: 976 per level and
+        // transfer (4 paths x (243 + 1)). Version 2: 1,202 per 4-ary level
+        // and transfer (2 accounts x (b0*b1 + 2 paths x (3 + 297))), i.e.
+        // 601 per unit of depth.
+        let count = |v, k, d| ConstraintCount::of_version(Shape { k, d }, v).unwrap().constraints;
+        assert_eq!(count(Version::V1, 2, 9) - count(Version::V1, 2, 8), 2 * 976);
+        assert_eq!(count(Version::V2, 2, 10) - count(Version::V2, 2, 8), 2 * 1_202);
+        // A binary top level: per account, 2 paths x (swap + folded hash2).
+        assert_eq!(count(Version::V2, 2, 9) - count(Version::V2, 2, 8), 2 * 2 * 2 * 241);
+        // At equal Merkle depth the versions differ by the accounts' bits:
+        // v2 opens each account with 128 bits where v1 range-checked the
+        // balance with 65, and by the tree itself.
+        assert_eq!(
+            count(Version::V2, 1, 8) as i64 - count(Version::V1, 1, 8) as i64,
+            (2 * (128 - 65) + 8 * 601) as i64 - 8 * 976
+        );
+    }
+
+    #[test]
+    fn version_1_counts_are_the_ones_its_keys_were_made_for() {
+        for (k, d, constraints) in [(1, 4, 29_409), (2, 4, 34_059), (4, 8, 84_191), (8, 16, 206_087), (16, 20, 469_021)]
+        {
+            assert_eq!(ConstraintCount::of_version(Shape { k, d }, Version::V1).unwrap().constraints, constraints);
+        }
     }
 
     #[test]
@@ -445,22 +822,33 @@ mod tests {
         w.transfers.pop();
         let public = public_for(&w);
         let mut cs = TestConstraintSystem::new();
-        let r = BatchCircuit { shape: SHAPE, witness: Some(w), public: Some(public) }.synthesize(&mut cs);
+        let r = BatchCircuit::new(SHAPE, Some(w), Some(public)).synthesize(&mut cs);
+        assert!(matches!(r, Err(SynthesisError::Unsatisfiable)));
+
+        // A version-1 witness (binary paths) for the version-2 circuit.
+        let (w, _) = witness_in(Version::V1, SHAPE, &[]);
+        let public = public_for(&w);
+        let mut cs = TestConstraintSystem::new();
+        let r = BatchCircuit::new(SHAPE, Some(w), Some(public)).synthesize(&mut cs);
         assert!(matches!(r, Err(SynthesisError::Unsatisfiable)));
     }
 
     #[test]
     fn print_constraint_counts() {
+        println!("| shape (K, D) | v1 constraints | v1 per transfer | v2 constraints | v2 per transfer | change |");
+        println!("|---|---|---|---|---|---|");
         for shape in
             [Shape { k: 1, d: 4 }, Shape::TEST, Shape { k: 4, d: 8 }, Shape { k: 8, d: 16 }, Shape { k: 16, d: 20 }]
         {
-            let c = ConstraintCount::of(shape).unwrap();
+            let v1 = ConstraintCount::of_version(shape, Version::V1).unwrap().constraints;
+            let v2 = ConstraintCount::of_version(shape, Version::V2).unwrap().constraints;
             println!(
-                "shape K={} D={}: {} constraints, {} per transfer",
+                "| {}, {} | {v1} | {} | {v2} | {} | {:+.1}% |",
                 shape.k,
                 shape.d,
-                c.constraints,
-                c.constraints / shape.k
+                v1 / shape.k,
+                v2 / shape.k,
+                (v2 as f64 / v1 as f64 - 1.0) * 100.0
             );
         }
     }

@@ -19,6 +19,8 @@ use super::tree::{root_from_path, Account, StateTree};
 use super::{Fr, Shape, Transfer};
 
 /// What the circuit needs to open and update the two accounts of a transfer.
+/// A path is [`super::tree::path_len`] siblings for the tree's arity, level
+/// by level from the leaves (three per 4-ary level, one per binary level).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransferWitness {
     pub sender: Account,
@@ -118,7 +120,10 @@ pub fn apply_batch(
         if outcome == TransferOutcome::Applied {
             state.set(to, Account { balance: receiver.balance + t.amount, nonce: receiver.nonce });
         }
-        debug_assert_eq!(root_from_path(state.get(to).leaf(), to, &state.siblings(to)), state.root());
+        debug_assert_eq!(
+            root_from_path(state.arity(), state.depth(), state.get(to).leaf(), to, &state.siblings(to)),
+            Some(state.root())
+        );
         witnesses.push(TransferWitness { sender, sender_path, receiver, receiver_path });
         outcomes.push(outcome);
     }
@@ -198,6 +203,26 @@ mod tests {
         assert_eq!(o, vec![TransferOutcome::Applied, TransferOutcome::Applied, TransferOutcome::InsufficientBalance]);
         assert_eq!(s.get(3), Account { balance: 70, nonce: 1 });
         assert_eq!(s.get(4), Account { balance: 30, nonce: 0 });
+    }
+
+    #[test]
+    fn witness_paths_have_the_tree_shape() {
+        use crate::circuit::tree::{path_len, root_from_path, Arity};
+        for (arity, d) in [(Arity::Four, 4), (Arity::Four, 5), (Arity::Two, 4)] {
+            let shape = Shape { k: 2, d };
+            let mut s = StateTree::with_arity_and_accounts(arity, d, genesis().accounts());
+            let old = s.clone();
+            let bytes = encode(shape, &[Transfer { from: 1, to: 5, amount: 40, nonce: 0 }]).unwrap();
+            let (w, o) = apply_batch(&mut s, shape, &bytes).unwrap();
+            assert_eq!(o, vec![TransferOutcome::Applied, TransferOutcome::SelfTransfer]);
+            for t in &w.transfers {
+                assert_eq!(t.sender_path.len(), path_len(arity, d), "{arity:?} {d}");
+                assert_eq!(t.receiver_path.len(), path_len(arity, d), "{arity:?} {d}");
+            }
+            // The sender's path opens it in the old tree.
+            let sender = &w.transfers[0];
+            assert_eq!(root_from_path(arity, d, sender.sender.leaf(), 1, &sender.sender_path), Some(old.root()));
+        }
     }
 
     #[test]

@@ -85,6 +85,20 @@ impl Expr {
         Expr { lc, value: self.value }
     }
 
+    /// The value of a combination of the constant-one input alone (the empty
+    /// combination included): known when the circuit is built, whatever the
+    /// witness.
+    pub fn as_constant(&self) -> Option<Fr> {
+        let mut c = Fr::ZERO;
+        for (var, coeff) in self.lc.as_ref() {
+            if var.get_unchecked() != one().get_unchecked() {
+                return None;
+            }
+            c += coeff;
+        }
+        Some(c)
+    }
+
     pub fn add_const(&self, c: Fr) -> Expr {
         Expr { lc: self.lc.clone() + (c, one()), value: self.value.map(|v| v + c) }
     }
@@ -137,6 +151,34 @@ pub fn pack_be(bits: &[Boolean]) -> Expr {
         coeff = coeff.double();
     }
     acc
+}
+
+/// Packs little-endian bits (least significant first) into one expression; free.
+pub fn pack_le(bits: &[Boolean]) -> Expr {
+    let mut acc = Expr::zero();
+    let mut coeff = Fr::ONE;
+    for bit in bits {
+        acc = acc.add(&bool_expr(bit).scale(coeff));
+        coeff = coeff.double();
+    }
+    acc
+}
+
+/// Allocates the `n` low bits of `value`, least significant first (one
+/// booleanity constraint each). A number built from them with [`pack_le`] is
+/// below `2^n` by construction, with no packing constraint.
+pub fn alloc_bits_le<CS: ConstraintSystem<Fr>>(
+    mut cs: CS,
+    value: Option<u128>,
+    n: usize,
+) -> Result<Vec<Boolean>, SynthesisError> {
+    assert!(n <= 128);
+    (0..n)
+        .map(|i| {
+            let bit = AllocatedBit::alloc(cs.namespace(|| format!("bit {i}")), value.map(|v| (v >> i) & 1 == 1))?;
+            Ok(Boolean::from(bit))
+        })
+        .collect()
 }
 
 /// Decomposes `x` into `n` little-endian bits and enforces the packing, so

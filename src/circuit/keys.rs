@@ -12,6 +12,8 @@
 //! `circuit_version`, `K`, `D`, then the 32-byte VK hash. Loading refuses a
 //! file whose header does not match the shape asked for or this build's
 //! circuit version, and a file whose VK does not hash to the header's value.
+//! Only the benchmark asks for another version (version 1, the circuit the
+//! current one replaced), through [`Keys::load_or_setup_version`].
 //!
 //! `zkpow setup` is a single-party setup: whoever ran it knows the toxic
 //! waste and can forge proofs. It is for development. Parameters from an
@@ -27,7 +29,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::batch_circuit::BatchCircuit;
-use super::{Shape, CIRCUIT_VERSION};
+use super::{Shape, Version, CIRCUIT_VERSION};
 use crate::prover::encoding::{self, EncodingError};
 
 const MAGIC: &[u8; 8] = b"ZKPOWPRM";
@@ -42,8 +44,10 @@ pub enum KeyError {
     Magic { path: PathBuf },
     #[error("{path}: file format {found}, this build reads format {FORMAT}")]
     Format { path: PathBuf, found: u32 },
-    #[error("{path}: made for circuit version {found}, this build has circuit version {CIRCUIT_VERSION}; run `zkpow setup` again")]
-    CircuitVersion { path: PathBuf, found: u32 },
+    #[error(
+        "{path}: made for circuit version {found}, this build has circuit version {want}; run `zkpow setup` again"
+    )]
+    CircuitVersion { path: PathBuf, found: u32, want: u32 },
     #[error("{path}: made for shape {found}, wanted shape {want}")]
     ShapeMismatch { path: PathBuf, found: Shape, want: Shape },
     #[error("{path}: verifying key hashes to {actual} but the header says {header}; the file is corrupt or was tampered with")]
@@ -63,6 +67,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
 /// Proving parameters and the derived verifying key of one shape.
 pub struct Keys {
     pub shape: Shape,
+    /// The circuit the parameters were made for ([`Version::CURRENT`] unless
+    /// loaded with [`Keys::load_or_setup_version`]).
+    pub version: Version,
     pub params: Parameters<Bls12>,
     pub pvk: PreparedVerifyingKey<Bls12>,
     pub vk_hash: [u8; 32],
@@ -99,14 +106,19 @@ pub fn vk_path(dir: &Path, shape: Shape) -> PathBuf {
 impl Keys {
     /// A fresh single-party setup. Development only.
     pub fn setup<R: Rng>(shape: Shape, rng: &mut R) -> Result<Keys, KeyError> {
-        let params = groth16::generate_random_parameters::<Bls12, _, _>(BatchCircuit::blank(shape), rng)?;
-        Keys::from_params(shape, params)
+        Keys::setup_version(shape, Version::CURRENT, rng)
     }
 
-    fn from_params(shape: Shape, params: Parameters<Bls12>) -> Result<Keys, KeyError> {
+    fn setup_version<R: Rng>(shape: Shape, version: Version, rng: &mut R) -> Result<Keys, KeyError> {
+        let circuit = BatchCircuit { shape, version, witness: None, public: None };
+        let params = groth16::generate_random_parameters::<Bls12, _, _>(circuit, rng)?;
+        Keys::from_params(shape, version, params)
+    }
+
+    fn from_params(shape: Shape, version: Version, params: Parameters<Bls12>) -> Result<Keys, KeyError> {
         let vk_hash = encoding::vk_hash(&params.vk)?;
         let pvk = groth16::prepare_verifying_key(&params.vk);
-        Ok(Keys { shape, params, pvk, vk_hash })
+        Ok(Keys { shape, version, params, pvk, vk_hash })
     }
 
     pub fn verifier_key(&self) -> VerifierKey {
@@ -127,7 +139,7 @@ impl Keys {
         {
             let f = File::create(&tmp).map_err(io(&tmp))?;
             let mut w = BufWriter::new(f);
-            w.write_all(&header(self.shape, &self.vk_hash)).map_err(io(&tmp))?;
+            w.write_all(&header(self.shape, self.version, &self.vk_hash)).map_err(io(&tmp))?;
             self.params.write(&mut w).map_err(io(&tmp))?;
             w.flush().map_err(io(&tmp))?;
             w.get_ref().sync_all().map_err(io(&tmp))?;
@@ -137,7 +149,7 @@ impl Keys {
         let vk_file = vk_path(dir, self.shape);
         let json = VkFile {
             shape: self.shape,
-            circuit_version: CIRCUIT_VERSION,
+            circuit_version: self.version.number(),
             vk_hash: format!("0x{}", hex::encode(self.vk_hash)),
             vk: format!("0x{}", hex::encode(encoding::vk_to_bytes(&self.params.vk)?)),
         };
@@ -155,14 +167,18 @@ impl Keys {
     /// was deployed with, and a wrong proving key only yields proofs that
     /// fail verification.
     pub fn load(dir: &Path, shape: Shape) -> Result<Keys, KeyError> {
+        Keys::load_version(dir, shape, Version::CURRENT)
+    }
+
+    fn load_version(dir: &Path, shape: Shape, version: Version) -> Result<Keys, KeyError> {
         let path = params_path(dir, shape);
         let f = File::open(&path).map_err(io(&path))?;
         let mut r = BufReader::with_capacity(1 << 20, f);
         let mut head = [0u8; HEADER_BYTES];
         r.read_exact(&mut head).map_err(io(&path))?;
-        let header_hash = check_header(&path, &head, shape)?;
+        let header_hash = check_header(&path, &head, shape, version)?;
         let params = Parameters::<Bls12>::read(&mut r, false).map_err(io(&path))?;
-        let keys = Keys::from_params(shape, params)?;
+        let keys = Keys::from_params(shape, version, params)?;
         if keys.vk_hash != header_hash {
             return Err(KeyError::VkHash {
                 path,
@@ -176,23 +192,53 @@ impl Keys {
     /// Loads the shape's parameters, generating and writing them first if
     /// they do not exist. An exclusive lock on a sibling lock file makes
     /// concurrent callers (parallel test processes, several provers on one
-    /// host) generate each shape once.
+    /// host) generate each shape once. Parameters of another circuit version
+    /// are refused, not replaced: a deployed verifier may still hold their key.
     pub fn load_or_setup<R: Rng>(dir: &Path, shape: Shape, rng: &mut R) -> Result<Keys, KeyError> {
+        Keys::cache(dir, shape, Version::CURRENT, rng, Stale::Refuse)
+    }
+
+    /// [`Keys::load_or_setup`] for a given circuit version: the benchmark
+    /// keeps version-1 parameters (in a directory of their own, since the
+    /// file names do not carry the version) to measure the old circuit.
+    pub fn load_or_setup_version<R: Rng>(
+        dir: &Path,
+        shape: Shape,
+        version: Version,
+        rng: &mut R,
+    ) -> Result<Keys, KeyError> {
+        Keys::cache(dir, shape, version, rng, Stale::Refuse)
+    }
+
+    fn cache<R: Rng>(dir: &Path, shape: Shape, version: Version, rng: &mut R, stale: Stale) -> Result<Keys, KeyError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
         let lock_path = dir.join(format!(".groth16-k{}-d{}.lock", shape.k, shape.d));
         let lock =
             OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io(&lock_path))?;
         lock.lock().map_err(io(&lock_path))?;
-        let result = if params_path(dir, shape).exists() {
-            Keys::load(dir, shape)
-        } else {
-            tracing::warn!(%shape, dir = %dir.display(), "no Groth16 parameters for this shape: running a single-party setup (development only)");
-            let keys = Keys::setup(shape, rng)?;
-            keys.write(dir)?;
-            Ok(keys)
+        let loaded = match params_path(dir, shape).exists() {
+            true => Some(Keys::load_version(dir, shape, version)),
+            false => None,
+        };
+        let result = match loaded {
+            Some(Err(KeyError::CircuitVersion { found, .. })) if stale == Stale::Replace => {
+                tracing::warn!(%shape, dir = %dir.display(), found, "cached Groth16 parameters are for another circuit version: replacing them");
+                Keys::setup_and_write(dir, shape, version, rng)
+            }
+            Some(loaded) => loaded,
+            None => {
+                tracing::warn!(%shape, dir = %dir.display(), "no Groth16 parameters for this shape: running a single-party setup (development only)");
+                Keys::setup_and_write(dir, shape, version, rng)
+            }
         };
         drop(lock);
         result
+    }
+
+    fn setup_and_write<R: Rng>(dir: &Path, shape: Shape, version: Version, rng: &mut R) -> Result<Keys, KeyError> {
+        let keys = Keys::setup_version(shape, version, rng)?;
+        keys.write(dir)?;
+        Ok(keys)
     }
 }
 
@@ -208,7 +254,7 @@ impl VerifierKey {
     pub fn from_file(path: &Path, shape: Shape, file: &VkFile) -> Result<VerifierKey, KeyError> {
         let path = path.to_path_buf();
         if file.circuit_version != CIRCUIT_VERSION {
-            return Err(KeyError::CircuitVersion { path, found: file.circuit_version });
+            return Err(KeyError::CircuitVersion { path, found: file.circuit_version, want: CIRCUIT_VERSION });
         }
         if file.shape != shape {
             return Err(KeyError::ShapeMismatch { path, found: file.shape, want: shape });
@@ -259,18 +305,27 @@ pub fn vk_from_bytes(b: &[u8]) -> Result<VerifyingKey<Bls12>, EncodingError> {
     })
 }
 
-fn header(shape: Shape, vk_hash: &[u8; 32]) -> [u8; HEADER_BYTES] {
+/// What [`Keys::cache`] does with a cached file made for another circuit
+/// version.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stale {
+    Refuse,
+    /// The test cache: its parameters only ever prove test batches.
+    Replace,
+}
+
+fn header(shape: Shape, version: Version, vk_hash: &[u8; 32]) -> [u8; HEADER_BYTES] {
     let mut h = [0u8; HEADER_BYTES];
     h[..8].copy_from_slice(MAGIC);
     h[8..12].copy_from_slice(&FORMAT.to_be_bytes());
-    h[12..16].copy_from_slice(&CIRCUIT_VERSION.to_be_bytes());
+    h[12..16].copy_from_slice(&version.number().to_be_bytes());
     h[16..20].copy_from_slice(&(shape.k as u32).to_be_bytes());
     h[20..24].copy_from_slice(&(shape.d as u32).to_be_bytes());
     h[24..56].copy_from_slice(vk_hash);
     h
 }
 
-fn check_header(path: &Path, h: &[u8; HEADER_BYTES], want: Shape) -> Result<[u8; 32], KeyError> {
+fn check_header(path: &Path, h: &[u8; HEADER_BYTES], want: Shape, version: Version) -> Result<[u8; 32], KeyError> {
     let path = path.to_path_buf();
     if &h[..8] != MAGIC {
         return Err(KeyError::Magic { path });
@@ -280,9 +335,9 @@ fn check_header(path: &Path, h: &[u8; HEADER_BYTES], want: Shape) -> Result<[u8;
     if format != FORMAT {
         return Err(KeyError::Format { path, found: format });
     }
-    let version = u32_at(12);
-    if version != CIRCUIT_VERSION {
-        return Err(KeyError::CircuitVersion { path, found: version });
+    let found = u32_at(12);
+    if found != version.number() {
+        return Err(KeyError::CircuitVersion { path, found, want: version.number() });
     }
     let found = Shape { k: u32_at(16) as usize, d: u32_at(20) as usize };
     if found != want {
@@ -301,9 +356,10 @@ pub fn test_params_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("zkpow-params"))
 }
 
-/// Keys for `shape` from the shared test cache, generated once per machine.
+/// Keys for `shape` from the shared test cache, generated once per machine
+/// and circuit version (a cache left by an older build is replaced).
 pub fn cached_test_keys(shape: Shape) -> Result<Keys, KeyError> {
-    Keys::load_or_setup(&test_params_dir(), shape, &mut rand::rng())
+    Keys::cache(&test_params_dir(), shape, Version::CURRENT, &mut rand::rng(), Stale::Replace)
 }
 
 #[cfg(test)]
@@ -372,8 +428,36 @@ mod tests {
         let p = Path::new("vk.json");
         assert!(VerifierKey::from_file(p, Shape::TEST, &file).is_ok());
         assert!(matches!(VerifierKey::from_file(p, Shape { k: 3, d: 4 }, &file), Err(KeyError::ShapeMismatch { .. })));
+        let mut old = file.clone();
+        old.circuit_version = 1;
+        assert!(matches!(VerifierKey::from_file(p, Shape::TEST, &old), Err(KeyError::CircuitVersion { found: 1, .. })));
         file.vk_hash = format!("0x{}", "00".repeat(32));
         assert!(matches!(VerifierKey::from_file(p, Shape::TEST, &file), Err(KeyError::VkHash { .. })));
+    }
+
+    #[test]
+    fn version_1_keys_are_refused_and_replaced_only_in_the_test_cache() {
+        // Real version-1 parameters (a small shape keeps the setup short).
+        let dir = tempfile::tempdir().unwrap();
+        let shape = Shape { k: 1, d: 1 };
+        let v1 = Keys::load_or_setup_version(dir.path(), shape, Version::V1, &mut rand::rng()).unwrap();
+        assert_eq!(v1.version, Version::V1);
+        let err = Keys::load(dir.path(), shape).err().unwrap();
+        assert!(matches!(err, KeyError::CircuitVersion { found: 1, want: 2, .. }), "{err}");
+        let err = VerifierKey::load(dir.path(), shape).err().unwrap();
+        assert!(matches!(err, KeyError::CircuitVersion { found: 1, want: 2, .. }), "{err}");
+        // A node or the devnet never replaces them: a deployed verifier may
+        // still hold their key.
+        let err = Keys::load_or_setup(dir.path(), shape, &mut rand::rng()).err().unwrap();
+        assert!(matches!(err, KeyError::CircuitVersion { .. }), "{err}");
+        let again = Keys::load_or_setup_version(dir.path(), shape, Version::V1, &mut rand::rng()).unwrap();
+        assert_eq!(again.vk_hash, v1.vk_hash);
+        // The test cache does.
+        let v2 = Keys::cache(dir.path(), shape, Version::CURRENT, &mut rand::rng(), Stale::Replace).unwrap();
+        assert_eq!(v2.version, Version::CURRENT);
+        assert_ne!(v2.vk_hash, v1.vk_hash);
+        assert_eq!(Keys::load(dir.path(), shape).unwrap().vk_hash, v2.vk_hash);
+        assert_eq!(VerifierKey::load(dir.path(), shape).unwrap().vk_hash, v2.vk_hash);
     }
 
     #[test]

@@ -1,19 +1,41 @@
-//! The rollup state: a sparse Merkle tree of accounts hashed with Poseidon.
+//! The rollup state: a sparse Merkle tree of accounts hashed with Poseidon,
+//! its level layout per arity, and the native path computations the circuit
+//! is checked against.
 //!
 //! A leaf is the account packed into one field element,
-//! `balance + 2^64 * nonce`, rather than a hash of it: the circuit range-checks
-//! the balance to 64 bits, which makes the packing injective at a cost of 65
-//! constraints instead of a 243-constraint leaf hash. The empty account
-//! (balance 0, nonce 0) packs to 0, so an untouched subtree of height h has
-//! the root `Z_h` with `Z_0 = 0`, `Z_{h+1} = H(Z_h, Z_h)`.
+//! `balance + 2^64 * nonce`, rather than a hash of it: the circuit decomposes
+//! the balance and the nonce into 64 bits each, which makes the packing
+//! injective at a cost of 128 constraints instead of a Poseidon leaf hash. The
+//! empty account (balance 0, nonce 0) packs to 0.
+//!
+//! # Levels
+//!
+//! A tree of depth D addresses `2^D` accounts. With [`Arity::Four`] (circuit
+//! version 2) every level but possibly the top one is 4-ary: it consumes two
+//! index bits, least significant first from the leaves, and hashes a node's
+//! four children with [`hash4`]. For an odd D the top level is binary and uses
+//! [`hash2`] on the last index bit. With [`Arity::Two`] (version 1) every
+//! level is binary.
+//!
+//! The binary level of an odd depth sits at the top rather than the bottom so
+//! that a depth-D tree is exactly two depth-(D-1) trees joined by one
+//! [`hash2`]: the 4-ary part, its empty-subtree roots and the positions of an
+//! account within it are the same for D and D-1, and the leaf level always
+//! hashes four accounts. Either placement costs the circuit the same (one
+//! width-3 hash and one swap per path).
+//!
+//! A path lists the siblings level by level from the leaves up; within a
+//! 4-ary level, the three other children in increasing position order.
+//! An untouched subtree at level l has the root `Z_l` with `Z_0 = 0` and
+//! `Z_{l+1}` the level's hash of `Z_l` in every child.
 
 use std::collections::{BTreeMap, HashMap};
 
 use ff::Field;
 use serde::{Deserialize, Serialize};
 
-use super::poseidon::hash2;
-use super::Fr;
+use super::poseidon::{hash2, hash4};
+use super::{Fr, Version};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
@@ -29,48 +51,148 @@ impl Account {
     pub fn leaf(&self) -> Fr {
         Fr::from(self.balance) + Fr::from(self.nonce) * two_pow_64()
     }
+
+    /// The leaf as an integer, `balance + 2^64 * nonce` (the bits the circuit
+    /// allocates).
+    pub fn packed(&self) -> u128 {
+        u128::from(self.balance) | (u128::from(self.nonce) << 64)
+    }
 }
 
 pub fn two_pow_64() -> Fr {
     Fr::from(1u64 << 32).square()
 }
 
-/// Roots of empty subtrees by height, `0..=depth`.
-pub fn empty_roots(depth: usize) -> Vec<Fr> {
-    let mut z = Vec::with_capacity(depth + 1);
+/// How many children a node of the tree has (the top level of an odd-depth
+/// 4-ary tree excepted, see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Arity {
+    Two,
+    Four,
+}
+
+/// One level of a tree, counted from the leaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Level {
+    /// Children per node: 2 or 4.
+    pub arity: usize,
+    /// Index bits consumed by the levels below this one.
+    pub shift: usize,
+}
+
+impl Level {
+    /// Index bits this level consumes: 1 or 2.
+    pub fn bits(&self) -> usize {
+        self.arity.trailing_zeros() as usize
+    }
+
+    /// Siblings a path lists for this level.
+    pub fn siblings(&self) -> usize {
+        self.arity - 1
+    }
+
+    /// Which child of its parent the node of `index`'s path at this level is.
+    pub fn position(&self, index: u64) -> usize {
+        ((index >> self.shift) & (self.arity as u64 - 1)) as usize
+    }
+
+    /// The node of `index`'s path at this level, numbered within the level.
+    fn node_index(&self, index: u64) -> u64 {
+        index >> self.shift
+    }
+}
+
+/// The levels of a depth-`depth` tree, from the leaves up.
+pub fn levels(arity: Arity, depth: usize) -> Vec<Level> {
+    let mut out = Vec::with_capacity(depth);
+    let mut shift = 0;
+    while shift < depth {
+        let level_arity = match arity {
+            Arity::Four if depth - shift >= 2 => 4,
+            _ => 2,
+        };
+        let level = Level { arity: level_arity, shift };
+        shift += level.bits();
+        out.push(level);
+    }
+    out
+}
+
+/// Siblings in a path of a depth-`depth` tree.
+pub fn path_len(arity: Arity, depth: usize) -> usize {
+    levels(arity, depth).iter().map(Level::siblings).sum()
+}
+
+/// The parent of `children` (two or four of them).
+pub fn hash_children(children: &[Fr]) -> Fr {
+    match *children {
+        [a, b] => hash2(a, b),
+        [a, b, c, d] => hash4([a, b, c, d]),
+        _ => unreachable!("a tree level has 2 or 4 children, not {}", children.len()),
+    }
+}
+
+/// Roots of empty subtrees by level, `0..=levels.len()`.
+pub fn empty_roots(levels: &[Level]) -> Vec<Fr> {
+    let mut z = Vec::with_capacity(levels.len() + 1);
     z.push(Fr::ZERO);
-    for h in 0..depth {
-        z.push(hash2(z[h], z[h]));
+    for (l, level) in levels.iter().enumerate() {
+        z.push(hash_children(&vec![z[l]; level.arity]));
     }
     z
 }
 
 /// Sparse Merkle tree over `2^depth` accounts. Only non-empty nodes are
-/// stored, so memory is proportional to `accounts * depth`.
+/// stored, so memory is proportional to `accounts * levels`.
 #[derive(Clone, Debug)]
 pub struct StateTree {
+    arity: Arity,
     depth: usize,
+    levels: Vec<Level>,
     accounts: BTreeMap<u64, Account>,
-    /// (height, index at that height) -> node; height 0 holds leaves.
+    /// (level, node index within the level) -> node; level 0 holds leaves.
     nodes: HashMap<(usize, u64), Fr>,
     empty: Vec<Fr>,
 }
 
 impl StateTree {
+    /// An empty tree of the current circuit version's arity.
     pub fn new(depth: usize) -> Self {
-        StateTree { depth, accounts: BTreeMap::new(), nodes: HashMap::new(), empty: empty_roots(depth) }
+        StateTree::with_arity(Version::CURRENT.arity(), depth)
+    }
+
+    pub fn with_arity(arity: Arity, depth: usize) -> Self {
+        let levels = levels(arity, depth);
+        let empty = empty_roots(&levels);
+        StateTree { arity, depth, levels, accounts: BTreeMap::new(), nodes: HashMap::new(), empty }
     }
 
     pub fn with_accounts(depth: usize, accounts: impl IntoIterator<Item = (u64, Account)>) -> Self {
-        let mut t = StateTree::new(depth);
+        StateTree::with_arity_and_accounts(Version::CURRENT.arity(), depth, accounts)
+    }
+
+    pub fn with_arity_and_accounts(
+        arity: Arity,
+        depth: usize,
+        accounts: impl IntoIterator<Item = (u64, Account)>,
+    ) -> Self {
+        let mut t = StateTree::with_arity(arity, depth);
         for (i, a) in accounts {
             t.set(i, a);
         }
         t
     }
 
+    pub fn arity(&self) -> Arity {
+        self.arity
+    }
+
     pub fn depth(&self) -> usize {
         self.depth
+    }
+
+    pub fn levels(&self) -> &[Level] {
+        &self.levels
     }
 
     pub fn capacity(&self) -> u64 {
@@ -78,7 +200,7 @@ impl StateTree {
     }
 
     pub fn root(&self) -> Fr {
-        self.node(self.depth, 0)
+        self.node(self.levels.len(), 0)
     }
 
     pub fn get(&self, index: u64) -> Account {
@@ -90,14 +212,30 @@ impl StateTree {
         self.accounts.iter().map(|(i, a)| (*i, *a))
     }
 
-    fn node(&self, height: usize, index: u64) -> Fr {
-        self.nodes.get(&(height, index)).copied().unwrap_or(self.empty[height])
+    fn node(&self, level: usize, index: u64) -> Fr {
+        self.nodes.get(&(level, index)).copied().unwrap_or(self.empty[level])
     }
 
-    /// Sibling hashes from the leaf level up to just below the root.
+    /// The children of the node above `index`'s path at `level`, with `own`
+    /// in the path's position.
+    fn children(&self, l: usize, index: u64, own: Fr) -> Vec<Fr> {
+        let level = self.levels[l];
+        let first = level.node_index(index) & !(level.arity as u64 - 1);
+        let position = level.position(index);
+        (0..level.arity).map(|q| if q == position { own } else { self.node(l, first + q as u64) }).collect()
+    }
+
+    /// Sibling hashes from the leaf level up to just below the root,
+    /// [`path_len`] of them.
     pub fn siblings(&self, index: u64) -> Vec<Fr> {
         assert!(index < self.capacity(), "account index {index} outside a depth-{} tree", self.depth);
-        (0..self.depth).map(|h| self.node(h, (index >> h) ^ 1)).collect()
+        let mut out = Vec::with_capacity(path_len(self.arity, self.depth));
+        for (l, level) in self.levels.iter().enumerate() {
+            let position = level.position(index);
+            let children = self.children(l, index, Fr::ZERO);
+            out.extend(children.iter().enumerate().filter(|(q, _)| *q != position).map(|(_, c)| *c));
+        }
+        out
     }
 
     pub fn set(&mut self, index: u64, account: Account) {
@@ -108,57 +246,137 @@ impl StateTree {
             self.accounts.insert(index, account);
         }
         let mut cur = account.leaf();
-        let mut idx = index;
-        for h in 0..=self.depth {
-            if cur == self.empty[h] {
-                self.nodes.remove(&(h, idx));
+        for l in 0..=self.levels.len() {
+            let at = match self.levels.get(l) {
+                Some(level) => level.node_index(index),
+                None => 0,
+            };
+            if cur == self.empty[l] {
+                self.nodes.remove(&(l, at));
             } else {
-                self.nodes.insert((h, idx), cur);
+                self.nodes.insert((l, at), cur);
             }
-            if h == self.depth {
+            if l == self.levels.len() {
                 break;
             }
-            let sib = self.node(h, idx ^ 1);
-            cur = if idx & 1 == 0 { hash2(cur, sib) } else { hash2(sib, cur) };
-            idx >>= 1;
+            cur = hash_children(&self.children(l, index, cur));
         }
     }
 }
 
 /// Recomputes a root from a leaf, its index and its siblings (the executor's
-/// self-check and the tests' reference for the circuit).
-pub fn root_from_path(leaf: Fr, index: u64, siblings: &[Fr]) -> Fr {
-    let mut cur = leaf;
-    for (h, sib) in siblings.iter().enumerate() {
-        cur = if (index >> h) & 1 == 0 { hash2(cur, *sib) } else { hash2(*sib, cur) };
+/// self-check and the tests' reference for the circuit). `None` when the
+/// path has the wrong length for the tree.
+pub fn root_from_path(arity: Arity, depth: usize, leaf: Fr, index: u64, siblings: &[Fr]) -> Option<Fr> {
+    if siblings.len() != path_len(arity, depth) {
+        return None;
     }
-    cur
+    let mut cur = leaf;
+    let mut rest = siblings;
+    for level in levels(arity, depth) {
+        let (sibs, tail) = rest.split_at(level.siblings());
+        rest = tail;
+        let mut children = sibs.to_vec();
+        children.insert(level.position(index), cur);
+        cur = hash_children(&children);
+    }
+    Some(cur)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ff::PrimeField;
+
+    #[test]
+    fn level_layouts() {
+        let shape = |arity, depth| levels(arity, depth).iter().map(|l| (l.arity, l.shift)).collect::<Vec<_>>();
+        assert_eq!(shape(Arity::Four, 4), vec![(4, 0), (4, 2)]);
+        assert_eq!(shape(Arity::Four, 5), vec![(4, 0), (4, 2), (2, 4)]);
+        assert_eq!(shape(Arity::Four, 1), vec![(2, 0)]);
+        assert_eq!(shape(Arity::Two, 3), vec![(2, 0), (2, 1), (2, 2)]);
+        assert_eq!(path_len(Arity::Four, 20), 30);
+        assert_eq!(path_len(Arity::Four, 21), 31);
+        assert_eq!(path_len(Arity::Two, 20), 20);
+        for depth in 1..=32 {
+            assert_eq!(levels(Arity::Four, depth).iter().map(Level::bits).sum::<usize>(), depth);
+        }
+    }
 
     #[test]
     fn empty_tree_root_is_empty_root() {
-        let t = StateTree::new(4);
-        assert_eq!(t.root(), empty_roots(4)[4]);
+        for arity in [Arity::Two, Arity::Four] {
+            for depth in [1, 4, 5] {
+                let t = StateTree::with_arity(arity, depth);
+                assert_eq!(t.root(), *empty_roots(&levels(arity, depth)).last().unwrap(), "{arity:?} {depth}");
+            }
+        }
     }
 
     #[test]
     fn paths_match_root_and_clearing_restores_empty() {
-        let mut t = StateTree::new(5);
-        t.set(3, Account { balance: 10, nonce: 0 });
-        t.set(17, Account { balance: 5, nonce: 2 });
-        t.set(31, Account { balance: 1, nonce: 1 });
-        for i in [0u64, 3, 17, 30, 31] {
-            assert_eq!(root_from_path(t.get(i).leaf(), i, &t.siblings(i)), t.root(), "index {i}");
+        for arity in [Arity::Two, Arity::Four] {
+            for depth in [4, 5] {
+                let mut t = StateTree::with_arity(arity, depth);
+                t.set(3, Account { balance: 10, nonce: 0 });
+                t.set(13, Account { balance: 5, nonce: 2 });
+                t.set(15, Account { balance: 1, nonce: 1 });
+                for i in [0u64, 3, 12, 13, 14, 15] {
+                    let path = t.siblings(i);
+                    assert_eq!(path.len(), path_len(arity, depth));
+                    let root = root_from_path(arity, depth, t.get(i).leaf(), i, &path);
+                    assert_eq!(root, Some(t.root()), "{arity:?} depth {depth} index {i}");
+                }
+                for i in [3u64, 13, 15] {
+                    t.set(i, Account::default());
+                }
+                assert_eq!(t.root(), StateTree::with_arity(arity, depth).root());
+                assert!(t.nodes.is_empty());
+            }
         }
-        for i in [3u64, 17, 31] {
-            t.set(i, Account::default());
+    }
+
+    #[test]
+    fn four_ary_node_is_hash4_of_its_children_in_position_order() {
+        let accounts: Vec<(u64, Account)> = (0..4).map(|i| (i, Account { balance: 100 + i, nonce: i })).collect();
+        let t = StateTree::with_arity_and_accounts(Arity::Four, 2, accounts.clone());
+        let leaves: Vec<Fr> = accounts.iter().map(|(_, a)| a.leaf()).collect();
+        assert_eq!(t.root(), hash4([leaves[0], leaves[1], leaves[2], leaves[3]]));
+        // Each position's path is the other three children, in order.
+        for p in 0..4 {
+            let mut others = leaves.clone();
+            others.remove(p);
+            assert_eq!(t.siblings(p as u64), others, "position {p}");
         }
-        assert_eq!(t.root(), empty_roots(5)[5]);
-        assert!(t.nodes.is_empty());
+    }
+
+    #[test]
+    fn odd_depth_is_two_halves_joined_by_hash2() {
+        // The depth-5 tree is the depth-4 trees of its low and high halves
+        // under one binary top level.
+        let low = [(1u64, Account { balance: 7, nonce: 1 }), (14, Account { balance: 9, nonce: 0 })];
+        let high = [(3u64, Account { balance: 2, nonce: 5 })];
+        let whole = StateTree::with_arity_and_accounts(
+            Arity::Four,
+            5,
+            low.iter().copied().chain(high.iter().map(|(i, a)| (i + 16, *a))),
+        );
+        let l = StateTree::with_arity_and_accounts(Arity::Four, 4, low);
+        let h = StateTree::with_arity_and_accounts(Arity::Four, 4, high);
+        assert_eq!(whole.root(), hash2(l.root(), h.root()));
+        // An account's path in the whole tree is its path in its half, then
+        // the other half's root.
+        let mut path = h.siblings(3);
+        path.push(l.root());
+        assert_eq!(whole.siblings(19), path);
+    }
+
+    #[test]
+    fn wrong_path_length_is_none() {
+        let t = StateTree::with_arity(Arity::Four, 4);
+        let mut path = t.siblings(5);
+        path.pop();
+        assert_eq!(root_from_path(Arity::Four, 4, Fr::ZERO, 5, &path), None);
     }
 
     #[test]
@@ -167,5 +385,7 @@ mod tests {
         let b = Account { balance: 0, nonce: 1 };
         assert_ne!(a.leaf(), b.leaf());
         assert_eq!(b.leaf(), two_pow_64());
+        let c = Account { balance: 0x1234, nonce: u64::MAX };
+        assert_eq!(Fr::from_u128(c.packed()), c.leaf());
     }
 }

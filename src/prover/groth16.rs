@@ -44,7 +44,7 @@ impl ProverBackend for Groth16Backend {
         let shape = req.witness.shape;
         let keys = self.keys(shape)?;
         let public = req.public_inputs();
-        let circuit = BatchCircuit { shape, witness: Some(req.witness.clone()), public: Some(public) };
+        let circuit = BatchCircuit::new(shape, Some(req.witness.clone()), Some(public));
         let proof = ::groth16::create_random_proof(circuit, &keys.params, &mut rand::rng())?;
         // bellman proves unsatisfied witnesses without complaint; checking
         // here (a few milliseconds) keeps a bad witness from ever leaving
