@@ -41,8 +41,8 @@ run: tools
 	$(CARGO) run --release -- devnet $(DEVNET_ARGS)
 
 ## Proving/verification benchmark (and prover scaling), the dispatcher
-## benchmark, the gas table and the on-chain throughput benchmark
-## benchmark and the soak run (docs/BENCHMARKS.md).
+## benchmark, the gas table, the on-chain throughput benchmark and the soak
+## run (docs/BENCHMARKS.md).
 bench: bench-prove bench-dispatch forge-gas bench-throughput bench-soak
 
 bench-prove:
