@@ -143,7 +143,7 @@ fn scalar(seed: u64, label: &str, i: u64) -> Scalar {
         out.copy_from_slice(&h);
     }
     let s = Scalar::from_bytes_wide(&wide);
-    if bool::from(s.is_zero()) {
+    if bool::from(ff::Field::is_zero(&s)) {
         Scalar::one()
     } else {
         s
@@ -534,7 +534,6 @@ async fn drive(args: &Args, net: &mut Network, started: Instant, limit: Duration
     let first_block = net.reader.get_block_number().await?;
     let mut posted: Vec<(u64, u64)> = Vec::new();
     let mut samples = Vec::new();
-    let mut tasks_metric = TASKS_FALLBACK;
     let mut last_progress = Instant::now();
     let (db_file, wal_file) = (net.db_file.clone(), net.db_file.with_extension("db-wal"));
     let sample = |label: String, posted: usize, verified: usize, tasks: Option<i64>| -> anyhow::Result<Sample> {
@@ -556,8 +555,7 @@ async fn drive(args: &Args, net: &mut Network, started: Instant, limit: Duration
         let verified_batch = rollup.lastVerifiedBatch().call().await.context("lastVerifiedBatch")?;
         let verified = posted.iter().take_while(|p| p.1 <= verified_batch).count();
         while samples.len() < args.sequences / args.every && verified >= (samples.len() + 1) * args.every {
-            let (tasks, metric) = tasks_in_memory(&client, net.api_port).await?;
-            tasks_metric = metric;
+            let (tasks, _) = tasks_in_memory(&client, net.api_port).await?;
             let s = sample(format!("{} verified", (samples.len() + 1) * args.every), posted.len(), verified, tasks)?;
             eprintln!(
                 "  {}: {:.0} s, RSS {:.1} MB, database {:.2} MB + WAL {:.2} MB, tasks {:?}",
@@ -605,8 +603,7 @@ async fn drive(args: &Args, net: &mut Network, started: Instant, limit: Duration
     drop(database);
     // Let the aggregator's periodic clean-ups after the last claim run.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let (tasks, metric) = tasks_in_memory(&client, net.api_port).await?;
-    tasks_metric = metric;
+    let (tasks, tasks_metric) = tasks_in_memory(&client, net.api_port).await?;
     samples.push(sample("all done".into(), posted.len(), args.sequences, tasks)?);
     Ok(Outcome { samples, tasks_metric, elapsed_s: verified_at, rewarded, blocks })
 }
