@@ -18,7 +18,7 @@
 //! * [`PlannerSinkForBenchmarks`], the proof sink: it acknowledges every
 //!   verified result at once (no database) and, like the planner, enqueues
 //!   the aggregate and final tasks of a sequence's proof tree
-//!   (`aggregator::plan`) as their inputs complete.
+//!   (`aggregator::generator::plan`) as their inputs complete.
 //!
 //! Measured, each several times in one run (medians reported):
 //!
@@ -52,12 +52,12 @@ use rand::{RngExt, SeedableRng};
 use tokio::sync::watch;
 
 use zkpow::aggregator::dispatcher::{Enqueue, GetSnapshot};
-use zkpow::aggregator::plan::{self, Range};
+use zkpow::aggregator::generator::plan::{self, Range};
 use zkpow::aggregator::{
     Dispatcher, DispatcherConfig, DispatcherHandle, NewTask, ProofAccepted, ProofBundle, ProofPayload, ProofVerifier,
     QueueConfig, Task, TaskInput, TaskKind,
 };
-use zkpow::api::{BearerToken, ProverApi};
+use zkpow::api::ProverApi;
 use zkpow::circuit::batch::encode;
 use zkpow::circuit::executor::apply_batch;
 use zkpow::circuit::public::{domain, PublicInputs};
@@ -65,6 +65,7 @@ use zkpow::circuit::sample::{genesis_accounts, random_transfers};
 use zkpow::circuit::{BatchWitness, Shape, StateTree};
 use zkpow::prover::worker::{run_worker, WorkerConfig};
 use zkpow::prover::{ProofOutput, ProofRequest, ProverBackend, ProverError, ProvingPool, ShapeKey};
+use zkpow::token::BearerToken;
 
 const SHAPE: Shape = Shape::TEST;
 const ROLLUP: &str = "bench";

@@ -13,3 +13,5 @@ pub mod metrics;
 pub mod prover;
 pub mod status;
 pub mod telemetry;
+pub mod token;
+pub mod wire;

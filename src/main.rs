@@ -133,10 +133,10 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Status { url, token_file, json } => {
             let url = url.unwrap_or_else(|| format!("http://{}", config.aggregator.listen));
             let token = match (token_file, &config.api.admin_token_file, &config.api.admin_token_env) {
-                (Some(f), _, _) => Some(zkpow::api::BearerToken::from_file(&f).context("--token-file")?),
+                (Some(f), _, _) => Some(zkpow::token::BearerToken::from_file(&f).context("--token-file")?),
                 (None, None, None) => None,
                 (None, file, env) => {
-                    Some(zkpow::api::BearerToken::from_file_or_env(file.as_deref(), env.as_deref(), "api")?)
+                    Some(zkpow::token::BearerToken::from_file_or_env(file.as_deref(), env.as_deref(), "api")?)
                 }
             };
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -238,7 +238,9 @@ pub struct Metrics {
     pub tasks_failed_total: IntCounterVec,
     pub tasks_expired_total: IntCounterVec,
     pub tasks_returned_total: IntCounterVec,
+    pub tasks_retried_total: IntCounterVec,
     pub tasks_queue_depth: IntGaugeVec,
+    pub tasks_in_memory: IntGauge,
     pub tasks_dispatch_latency_seconds: HistogramVec,
     pub tasks_proving_duration_seconds: HistogramVec,
     pub proofs_rejected_total: IntCounterVec,
@@ -246,6 +248,9 @@ pub struct Metrics {
     pub provers_connected: IntGauge,
     pub provers_working: IntGauge,
     pub provers_quarantined: IntGauge,
+
+    pub actors_live: IntGaugeVec,
+    pub generator_restarts_total: IntCounterVec,
 
     pub sequence_latency_seconds: HistogramVec,
     pub sequence_stage_duration_seconds: HistogramVec,
@@ -366,7 +371,7 @@ impl Metrics {
             ),
             tasks_failed_total: d.counter(
                 "zkpow_tasks_failed_total",
-                "Tasks that reached the attempt cap and wait for an operator.",
+                "Tasks that reached the attempt cap; each gets another round of attempts after a backoff.",
                 &["kind"],
             ),
             tasks_expired_total: d.counter(
@@ -379,10 +384,19 @@ impl Metrics {
                 "Leases the holder ended early: reported failure (reason=failed) or handed back (reason=released).",
                 &["kind", "reason"],
             ),
+            tasks_retried_total: d.counter(
+                "zkpow_tasks_retried_total",
+                "Failed tasks given another round of attempts after their backoff.",
+                &["kind"],
+            ),
             tasks_queue_depth: d.gauge_vec(
                 "zkpow_tasks_queue_depth",
                 "Tasks in the dispatcher by state (queued, leased, failed).",
                 &["kind", "state"],
+            ),
+            tasks_in_memory: d.gauge(
+                "zkpow_tasks_in_memory",
+                "Tasks the dispatcher holds in memory in any state (done tasks are dropped once stored).",
             ),
             tasks_dispatch_latency_seconds: d.histogram(
                 "zkpow_tasks_dispatch_latency_seconds",
@@ -407,6 +421,17 @@ impl Metrics {
             provers_working: d.gauge("zkpow_provers_working", "Provers holding a lease."),
             provers_quarantined: d
                 .gauge("zkpow_provers_quarantined", "Provers in quarantine for returning invalid proofs."),
+
+            actors_live: d.gauge_vec(
+                "zkpow_actors_live",
+                "Live actors of the aggregator by kind (generator, supervisor, batch_proof, aggregation, final, ...).",
+                &["kind"],
+            ),
+            generator_restarts_total: d.counter(
+                "zkpow_generator_restarts_total",
+                "Proof generator children (and supervisor plans) restarted after a failure, by kind.",
+                &["kind"],
+            ),
 
             sequence_latency_seconds: d.histogram(
                 "zkpow_sequence_latency_seconds",
@@ -557,6 +582,10 @@ impl Metrics {
     /// Creates the (zero) series of every label combination known from the
     /// given rollups, chains and shapes, plus the closed label sets.
     pub fn touch(&self, rollups: &[&str], chains: &[&str], shapes: &[Shape]) {
+        for kind in GENERATOR_ACTORS {
+            self.actors_live.with_label_values(&[kind]);
+            self.generator_restarts_total.with_label_values(&[kind]);
+        }
         for kind in TaskKind::ALL {
             let k = kind.as_str();
             for c in [
@@ -565,6 +594,7 @@ impl Metrics {
                 &self.tasks_completed_total,
                 &self.tasks_failed_total,
                 &self.tasks_expired_total,
+                &self.tasks_retried_total,
             ] {
                 c.with_label_values(&[k]);
             }
@@ -683,6 +713,25 @@ fn as_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+// ---- the proof generator ----------------------------------------------------
+
+/// The generator's actor kinds, exported at zero from the start.
+const GENERATOR_ACTORS: [&str; 5] = ["generator", "supervisor", "batch_proof", "aggregation", "final"];
+
+/// An actor of `kind` started; pair with [`actor_stopped`].
+pub fn actor_started(kind: &'static str) {
+    get().actors_live.with_label_values(&[kind]).inc();
+}
+
+pub fn actor_stopped(kind: &'static str) {
+    get().actors_live.with_label_values(&[kind]).dec();
+}
+
+/// A failed child of kind `kind` (or a supervisor's plan) is retried.
+pub fn generator_restart(kind: &'static str) {
+    get().generator_restarts_total.with_label_values(&[kind]).inc();
+}
+
 // ---- the dispatcher -------------------------------------------------------
 
 pub fn task_created(kind: TaskKind) {
@@ -699,6 +748,14 @@ pub fn task_completed(kind: TaskKind) {
 
 pub fn task_failed(kind: TaskKind) {
     get().tasks_failed_total.with_label_values(&[kind.as_str()]).inc();
+}
+
+pub fn task_retried(kind: TaskKind) {
+    get().tasks_retried_total.with_label_values(&[kind.as_str()]).inc();
+}
+
+pub fn tasks_in_memory(n: usize) {
+    get().tasks_in_memory.set(i64::try_from(n).unwrap_or(i64::MAX));
 }
 
 pub fn task_expired(kind: TaskKind) {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use anyhow::Context as _;
 use serde_json::Value;
 
-use crate::api::auth::BearerToken;
+use crate::token::BearerToken;
 
 pub async fn fetch(base_url: &str, token: Option<&BearerToken>) -> anyhow::Result<Value> {
     let url = format!("{}/v1/status", base_url.trim_end_matches('/'));

@@ -21,9 +21,9 @@ use tokio::sync::oneshot;
 
 use super::provers::{InvalidOutcome, ProverInfo, ProverRegistry, RegistryConfig, RegistryError};
 use super::queue::{KindDepth, Lease, QueueConfig, QueueError, Requeued, TaskQueue};
-use super::task::{normalize_vk_hash, NewTask, ProofPayload, Task, TaskId, TaskKind, TaskStatus};
 use crate::metrics::{self, RejectReason, ReturnReason};
 use crate::prover::ShapeKey;
+use crate::wire::task::{normalize_vk_hash, NewTask, ProofPayload, Task, TaskId, TaskKind, TaskStatus};
 
 /// Checks a prover's result for a task. Called on a blocking thread, never
 /// on the actor or an async executor thread, so it may take milliseconds.
@@ -306,10 +306,9 @@ impl Dispatcher {
     }
 
     /// Records an accepted proof: completion and the prover's proving time.
-    fn proof_completed(&mut self, task_id: &str, prover: &str, now: u64) {
-        let Some(task) = self.queue.get(task_id) else { return };
+    fn proof_completed(&mut self, task: &Task, prover: &str, now: u64) {
         metrics::task_completed(task.kind);
-        if let Some(times) = self.times.remove(task_id) {
+        if let Some(times) = self.times.remove(&task.id) {
             if let Some((_, started)) = times.leases.iter().find(|(p, _)| p == prover) {
                 metrics::proving_duration(task.kind, task.shape, metrics::ms_to_secs(now.saturating_sub(*started)));
             }
@@ -322,6 +321,7 @@ impl Dispatcher {
         for d in &depth {
             metrics::queue_depth(d.kind, d.queued, d.leased, d.failed);
         }
+        metrics::tasks_in_memory(self.queue.len());
         let working = depth.iter().map(|d| d.leased).sum();
         metrics::provers(self.registry.connected_count(now), working, self.registry.quarantined_count(now));
     }
@@ -360,6 +360,13 @@ impl Dispatcher {
         for task in report.failed {
             metrics::task_expired(task.kind);
             self.surface_failed(task);
+        }
+        for id in self.queue.retry_due(now) {
+            tracing::info!(task = %id, "failed task gets another round of attempts");
+            if let Some(kind) = self.kind_of(&id) {
+                metrics::task_retried(kind);
+            }
+            self.wake_for(&id);
         }
         self.publish_gauges(now);
     }
@@ -628,6 +635,9 @@ impl Handler<Submit> for Dispatcher {
         let now = self.now();
         let pre = (|| {
             self.registry.touch(&msg.prover_id, now)?;
+            if self.queue.was_done(&msg.task_id) {
+                return Err(DispatchError::AlreadyDone(msg.task_id.clone()));
+            }
             let task = self.queue.get(&msg.task_id).ok_or_else(|| DispatchError::UnknownTask(msg.task_id.clone()))?;
             if task.status == TaskStatus::Done {
                 return Err(DispatchError::AlreadyDone(task.id.clone()));
@@ -689,9 +699,9 @@ impl Handler<Verdict> for Dispatcher {
                 // The prover may have been forgotten meanwhile; its proof
                 // still counts.
                 let _ = self.registry.record_valid(&prover_id);
-                if self.queue.complete(&task_id, &prover_id)? {
+                if let Some(task) = self.queue.complete(&task_id, &prover_id)? {
                     tracing::info!(task = %task_id, prover = %prover_id, "proof accepted");
-                    self.proof_completed(&task_id, &prover_id, now);
+                    self.proof_completed(&task, &prover_id, now);
                     Ok(())
                 } else {
                     metrics::proof_rejected(RejectReason::AlreadyDone);
@@ -826,6 +836,30 @@ impl Handler<RetryFailed> for Dispatcher {
     }
 }
 
+/// Drops the tasks of a sequence that no longer needs them (verified by
+/// anyone): queued ones are never leased, a holder is told "already done".
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "usize")]
+pub struct Cancel(pub Vec<TaskId>);
+
+impl Handler<Cancel> for Dispatcher {
+    type Result = usize;
+
+    fn handle(&mut self, msg: Cancel, _: &mut Self::Context) -> usize {
+        let mut n = 0;
+        for id in &msg.0 {
+            if self.queue.cancel(id) {
+                self.times.remove(id);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            tracing::info!(tasks = n, "tasks of a settled sequence dropped");
+        }
+        n
+    }
+}
+
 /// State for metrics and the control API.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Snapshot")]
@@ -872,12 +906,12 @@ impl Handler<GetTask> for Dispatcher {
 mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    use super::super::task::test_support::{batch, output, VK};
     use super::super::testing::{
         AcceptAllVerifierForProtocolTests, MemorySinkForTests, RejectAllVerifierForProtocolTests,
     };
     use super::*;
     use crate::circuit::Shape;
+    use crate::wire::task::test_support::{batch, output, VK};
 
     struct Harness {
         handle: DispatcherHandle,
@@ -1051,8 +1085,7 @@ mod tests {
         let lease = claim(&h.addr, &p, 0).await.unwrap().unwrap();
         assert_eq!(submit(&h.addr, &p, &lease.task.id, 1).await, Ok(()));
         assert_eq!(h.sink.task_ids(), vec!["r/batch/1-1"]);
-        let task = h.addr.send(GetTask(lease.task.id.clone())).await.unwrap().unwrap();
-        assert_eq!(task.status, TaskStatus::Done);
+        assert!(h.addr.send(GetTask(lease.task.id.clone())).await.unwrap().is_none(), "done and dropped");
         assert_eq!(submit(&h.addr, &p, &lease.task.id, 1).await, Err(DispatchError::AlreadyDone(lease.task.id)));
         let bad = Submit { prover_id: p.clone(), task_id: "r/batch/1-1".into(), proof: serde_json::json!({"x": 1}) };
         assert_eq!(h.addr.send(bad).await.unwrap(), Err(DispatchError::AlreadyDone("r/batch/1-1".into())));
@@ -1184,7 +1217,7 @@ mod tests {
         assert!(count(&m.proofs_rejected_total, &["unknown_task"]) > before.4);
         assert!(m.tasks_dispatch_latency_seconds.with_label_values(&["batch"]).get_sample_count() > before.5);
         assert!(m.tasks_proving_duration_seconds.with_label_values(&["batch", &shape]).get_sample_count() > before.6);
-        assert!(h.addr.send(GetSnapshot).await.unwrap().depth[0].done >= 1);
+        assert!(h.addr.send(GetTask(lease.task.id.clone())).await.unwrap().is_none(), "done tasks leave memory");
     }
 
     #[actix_rt::test]

@@ -1,14 +1,15 @@
-//! The aggregator daemon: wires the chain watchers, the pipeline over the
-//! database, the dispatcher and the HTTP server together, and runs until
-//! shutdown.
+//! The aggregator daemon's composition root: opens the database, takes the
+//! failover lease, and wires the chain watchers, the Proof Generator, the
+//! dispatcher, the Proof Manager and Sender and the HTTP server together,
+//! then runs until shutdown. Everything it starts rebuilds its state from
+//! the database.
 //!
-//! Loops (each restartable from the database alone):
 //! * one watcher per base chain: confirmed sequences → database, reorgs →
 //!   rewind, the contract's verified batch → sequences marked verified;
-//! * one planner: executes new batches into witnesses and hands every ready
-//!   task to the dispatcher, woken by the watcher and by stored proofs;
-//! * the [`ProofStore`] actor, the dispatcher's sink: persists every accepted
-//!   result, then wakes the planner.
+//! * the [`ProofGenerator`] and its sequence supervisors
+//!   ([`super::generator`]), woken by the watcher;
+//! * the [`ProofRouter`], the dispatcher's sink: every accepted proof goes
+//!   to the actor that owns its task, which stores it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,9 +19,10 @@ use actix::prelude::*;
 use alloy::primitives::Address;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use anyhow::Context as _;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use super::dispatcher::{Dispatcher, DispatcherConfig, DispatcherHandle, Enqueue, ProofAccepted};
+use super::dispatcher::{Dispatcher, DispatcherConfig, DispatcherHandle};
+use super::generator::{GeneratorCtx, ProofGenerator, ProofRouter, Registry, Wake};
 use super::ha::{self, Role};
 use super::manager::{ChainSender, SenderRollup, MAX_BACKOFF};
 use super::pause::PauseSwitch;
@@ -28,7 +30,6 @@ use super::pipeline::{self, RollupCtx};
 use super::provers::RegistryConfig;
 use super::queue::QueueConfig;
 use super::verify::Groth16TaskVerifier;
-use crate::api::auth::BearerToken;
 use crate::api::control::{ChainProbe, ControlApi, RollupInfo};
 use crate::api::prover::ProverApi;
 use crate::api::standby::StandbyApi;
@@ -43,33 +44,7 @@ use crate::config::{Config, RollupConfig};
 use crate::db::lease::Fence;
 use crate::db::{self, Db};
 use crate::prover::Groth16Verifier;
-
-/// The dispatcher's sink: stores accepted proofs before the task counts as
-/// done, so nothing a prover delivered is lost on a crash.
-pub struct ProofStore {
-    db: Db,
-    wake: mpsc::UnboundedSender<()>,
-}
-
-impl Actor for ProofStore {
-    type Context = actix::Context<Self>;
-}
-
-impl Handler<ProofAccepted> for ProofStore {
-    type Result = ResponseFuture<Result<(), String>>;
-
-    fn handle(&mut self, msg: ProofAccepted, _: &mut Self::Context) -> Self::Result {
-        let db = self.db.clone();
-        let wake = self.wake.clone();
-        Box::pin(async move {
-            let task = msg.task.id.clone();
-            db.run(move |c| pipeline::store_proof(c, &msg, db::now_ms())).await.map_err(|e| format!("{e:#}"))?;
-            tracing::info!(task = %task, "proof stored");
-            let _ = wake.send(());
-            Ok(())
-        })
-    }
-}
+use crate::token::BearerToken;
 
 /// Reads a genesis file: `[[index, {"balance": .., "nonce": ..}], ...]`.
 pub fn load_genesis(path: &std::path::Path) -> anyhow::Result<Vec<(u64, Account)>> {
@@ -222,8 +197,12 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
         "aggregator",
     )?;
 
-    let (wake_tx, mut wake_rx) = mpsc::unbounded_channel::<()>();
-    let store = ProofStore { db: db.clone(), wake: wake_tx.clone() }.start();
+    let registry = Registry::default();
+    // The router and the generator need each other's addresses: the
+    // generator's context is created first so the router can hold it.
+    let generator_ctx = actix::Context::<ProofGenerator>::new();
+    let generator_addr = generator_ctx.address();
+    let router = ProofRouter::new(db.clone(), registry.clone(), generator_addr.clone().recipient()).start();
     let dcfg = DispatcherConfig {
         queue: QueueConfig {
             lease_ms: cfg.aggregator.lease_ms,
@@ -238,7 +217,7 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
     let verifier = Arc::new(Groth16TaskVerifier::new(Groth16Verifier::new(vks)));
     let pause = Arc::new(PauseSwitch::default());
     let dispatcher =
-        DispatcherHandle::start(Dispatcher::new(dcfg, verifier, store.recipient()).with_pause(pause.clone()));
+        DispatcherHandle::start(Dispatcher::new(dcfg, verifier, router.recipient()).with_pause(pause.clone()));
 
     let mut probes = Vec::new();
     for chain in &cfg.chains {
@@ -291,7 +270,7 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
         let provider: DynProvider =
             ProviderBuilder::new().connect_http(chain.rpc_url.parse().context("chains.rpc_url")?).erased();
         let (db, wake, chain_id, confirmations, name) =
-            (db.clone(), wake_tx.clone(), chain.chain_id, chain.confirmations, chain.name.clone());
+            (db.clone(), generator_addr.clone().recipient(), chain.chain_id, chain.confirmations, chain.name.clone());
         let fence = fence.clone();
         actix_rt::spawn(async move {
             watch_chain(db, provider, mine, chain_id, confirmations, poll, wake, name, fence).await;
@@ -329,40 +308,12 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
         tracing::warn!("sender.enabled = false: proofs are not submitted on chain");
     }
 
-    // The planner.
-    let _ = wake_tx.send(());
-    let ctxs: Vec<RollupCtx> = rollups.iter().map(|r| r.ctx.clone()).collect();
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => break,
-            _ = wake_rx.recv() => {}
-            _ = tokio::time::sleep(poll * 5) => {}
-        }
-        while wake_rx.try_recv().is_ok() {}
-        if !db::lease::may_act(fence.as_deref()) {
-            continue;
-        }
-        for ctx in &ctxs {
-            let c = ctx.clone();
-            let planned = db
-                .run(move |conn| {
-                    pipeline::execute(conn, &c, db::now_ms())?;
-                    pipeline::plan_tasks(conn, &c, db::now_ms())
-                })
-                .await;
-            match planned {
-                Ok(tasks) => {
-                    for t in tasks {
-                        let id = t.id();
-                        if let Err(e) = dispatcher.addr().send(Enqueue(t)).await {
-                            tracing::error!(task = %id, error = %e, "dispatcher unavailable");
-                        }
-                    }
-                }
-                Err(e) => tracing::error!(rollup = %ctx.name, error = %format!("{e:#}"), "planning failed"),
-            }
-        }
-    }
+    // The Proof Generator.
+    let gcx = GeneratorCtx { db: db.clone(), dispatcher: dispatcher.clone(), registry, fence: fence.clone() };
+    let rollup_ctxs: Vec<RollupCtx> = rollups.iter().map(|r| r.ctx.clone()).collect();
+    generator_ctx.run(ProofGenerator::new(gcx, rollup_ctxs, poll * 5));
+
+    let _ = shutdown.changed().await;
     tracing::info!("aggregator stopping");
     server_handle.stop(true).await;
     if let Some(fence) = &fence {
@@ -423,7 +374,7 @@ async fn watch_chain(
     chain_id: u64,
     confirmations: u64,
     poll: Duration,
-    wake: mpsc::UnboundedSender<()>,
+    wake: actix::Recipient<Wake>,
     chain: String,
     fence: Option<Arc<Fence>>,
 ) {
@@ -506,7 +457,7 @@ async fn watch_chain(
                         }
                     }
                 }
-                let _ = wake.send(());
+                wake.do_send(Wake);
                 if !progress {
                     tokio::time::sleep(poll).await;
                 }

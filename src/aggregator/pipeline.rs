@@ -1,6 +1,8 @@
-//! The sequence pipeline over the database: store what the watcher found,
-//! execute batches natively into witnesses, plan each unverified sequence's
-//! proof tree into dispatcher tasks, and store accepted proofs.
+//! The sequence pipeline over the database, shared by the generator, the
+//! manager and the chain watcher: store what the watcher found, execute
+//! batches natively into witnesses, plan a sequence's proof tree into
+//! dispatcher tasks, store accepted proofs, read final artifacts, and mark
+//! what the contract verified.
 //!
 //! Everything is a plain function of the database state, so a restart
 //! resumes by calling the same functions: planning recreates exactly the
@@ -12,14 +14,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use sha2::{Digest, Sha256};
 
 use super::dispatcher::ProofAccepted;
-use super::plan::{self, Range};
-use super::task::{NewTask, ProofBundle, ProofPayload, TaskInput, TaskKind};
+use super::generator::plan::{self, Range};
 use crate::chain::watcher::PostedSequence;
 use crate::circuit::executor::apply_batch;
 use crate::circuit::{Account, Fr, Shape, StateTree};
 use crate::db::{self, AnyConnection, DbError, SequenceState};
 use crate::prover::encoding::PROOF_BYTES;
 use crate::prover::{ProofOutput, ProofRequest};
+use crate::wire::task::{NewTask, ProofBundle, ProofPayload, TaskInput, TaskKind};
 
 /// What the pipeline needs to know about one rollup.
 #[derive(Clone, Debug)]
@@ -117,90 +119,135 @@ fn bundle_of(proof: &db::Proof) -> ProofBundle {
     }
 }
 
-/// The dispatcher tasks of every unverified sequence whose witnesses exist:
-/// tasks newly ready in its proof tree, plus created ones without a result
-/// (the dispatcher's queue is in memory, so after a restart they are handed
-/// to it again; enqueueing is idempotent).
-pub fn plan_tasks(conn: &mut AnyConnection, ctx: &RollupCtx, now: db::Millis) -> Result<Vec<NewTask>, DbError> {
+/// Unverified sequences of `ctx` whose proofs can be planned now: not
+/// skipped or failed, every batch executed into a witness. The generator
+/// gives each one a supervisor. Sequences in `known` (supervised already)
+/// are returned without reading their batches again.
+pub fn sequences_to_prove(
+    conn: &mut AnyConnection,
+    ctx: &RollupCtx,
+    known: &BTreeSet<u64>,
+) -> Result<Vec<u64>, DbError> {
     let mut out = Vec::new();
     for seq in db::unverified_sequences(conn, &ctx.name)? {
         if seq.state == SequenceState::Skipped || seq.state == SequenceState::Failed {
             continue;
         }
-        let batches = db::sequence_batches(conn, &ctx.name, seq.init_batch)?;
-        if batches.iter().any(|b| b.witness.is_none()) {
+        if known.contains(&seq.init_batch) {
+            out.push(seq.init_batch);
             continue;
         }
-        let root: Range = (seq.init_batch, seq.final_batch);
-        let tasks = db::sequence_tasks(conn, &ctx.name, seq.init_batch)?;
-        let mut created = BTreeSet::new();
-        let mut done = BTreeMap::new();
-        let mut final_done = false;
-        let mut pending = Vec::new();
-        for t in &tasks {
-            let kind = t.kind;
-            let range = (t.first_batch, t.last_batch);
-            created.insert((kind, range));
-            match (t.status, kind) {
-                (db::TaskStatus::Done, TaskKind::Final) => final_done = true,
-                (db::TaskStatus::Done, _) => {
-                    done.insert(range, t.id.clone());
-                }
-                (db::TaskStatus::Failed, _) => {}
-                _ => pending.push((kind, range)),
-            }
-        }
-        let done_ranges: BTreeSet<Range> = done.keys().copied().collect();
-        let ready = plan::ready(root, &done_ranges, final_done, &created);
-        let mut new_db = Vec::new();
-        for (kind, range) in ready.iter().chain(pending.iter()) {
-            let input = match kind {
-                TaskKind::Batch => {
-                    let b = &batches[(range.0 - seq.init_batch) as usize];
-                    let witness = b.witness.clone().ok_or_else(|| DbError::Invalid("witness vanished".into()))?;
-                    TaskInput::Batch(Box::new(ProofRequest {
-                        witness,
-                        domain: ctx.domain,
-                        batch_num: range.0,
-                        miner: ctx.miner,
-                    }))
-                }
-                TaskKind::Aggregate => {
-                    let (l, r) =
-                        plan::children(*range).ok_or_else(|| DbError::Invalid("aggregate of one batch".into()))?;
-                    let left = load_bundle(conn, done.get(&l))?;
-                    let right = load_bundle(conn, done.get(&r))?;
-                    TaskInput::Aggregate { left, right }
-                }
-                TaskKind::Final => TaskInput::Final { bundle: load_bundle(conn, done.get(&root))? },
-            };
-            if !created.contains(&(*kind, *range)) {
-                new_db.push(db::NewTask {
-                    rollup: ctx.name.clone(),
-                    kind: *kind,
-                    first_batch: range.0,
-                    last_batch: range.1,
-                    init_batch: seq.init_batch,
-                });
-            }
-            out.push(NewTask {
-                rollup: ctx.name.clone(),
-                seq_height: seq.init_batch,
-                first_batch: range.0,
-                last_batch: range.1,
-                shape: ctx.shape,
-                vk_hash: ctx.vk_hash.clone(),
-                input,
-            });
-        }
-        if !new_db.is_empty() {
-            db::create_tasks(conn, &new_db, now)?;
-            if seq.state == SequenceState::Posted {
-                db::update_sequence_state(conn, &ctx.name, seq.init_batch, SequenceState::Proving, now)?;
-            }
+        if db::sequence_batches(conn, &ctx.name, seq.init_batch)?.iter().all(|b| b.witness.is_some()) {
+            out.push(seq.init_batch);
         }
     }
     Ok(out)
+}
+
+/// What a sequence's supervisor should do next.
+#[derive(Debug)]
+pub enum SequencePlan {
+    /// Verified on chain (by anyone), skipped or failed: nothing more to prove.
+    Settled,
+    /// The tasks to run that are not running: tasks newly ready in the
+    /// proof tree, plus created ones without a result (after a restart, or
+    /// a final proof reset because its artifact went missing).
+    Tasks(Vec<NewTask>),
+}
+
+/// Plans one sequence. Tasks in `running` are left out, so their inputs
+/// (a witness is the largest thing the pipeline loads) are not read again.
+/// New tasks are recorded in the database before they are returned.
+pub fn plan_sequence(
+    conn: &mut AnyConnection,
+    ctx: &RollupCtx,
+    init_batch: u64,
+    running: &BTreeSet<String>,
+    now: db::Millis,
+) -> Result<SequencePlan, DbError> {
+    let Some(seq) = db::get_sequence(conn, &ctx.name, init_batch)? else { return Ok(SequencePlan::Settled) };
+    if seq.state.is_settled() || seq.state == SequenceState::Failed {
+        return Ok(SequencePlan::Settled);
+    }
+    let root: Range = (seq.init_batch, seq.final_batch);
+    let tasks = db::sequence_tasks(conn, &ctx.name, seq.init_batch)?;
+    let mut created = BTreeSet::new();
+    let mut done = BTreeMap::new();
+    let mut final_done = false;
+    let mut pending = Vec::new();
+    for t in &tasks {
+        let kind = t.kind;
+        let range = (t.first_batch, t.last_batch);
+        created.insert((kind, range));
+        match (t.status, kind) {
+            (db::TaskStatus::Done, TaskKind::Final) => final_done = true,
+            (db::TaskStatus::Done, _) => {
+                done.insert(range, t.id.clone());
+            }
+            (db::TaskStatus::Failed, _) => {}
+            _ => pending.push((kind, range)),
+        }
+    }
+    let done_ranges: BTreeSet<Range> = done.keys().copied().collect();
+    let ready = plan::ready(root, &done_ranges, final_done, &created);
+    let mut batches = None;
+    let mut out = Vec::new();
+    let mut new_db = Vec::new();
+    for (kind, range) in ready.iter().chain(pending.iter()) {
+        if running.contains(&db::task_id(&ctx.name, *kind, range.0, range.1)) {
+            continue;
+        }
+        let input = match kind {
+            TaskKind::Batch => {
+                let batches = match &mut batches {
+                    Some(b) => b,
+                    None => batches.insert(db::sequence_batches(conn, &ctx.name, seq.init_batch)?),
+                };
+                let b = batches
+                    .get((range.0 - seq.init_batch) as usize)
+                    .ok_or_else(|| DbError::Invalid(format!("batch {} of the sequence is missing", range.0)))?;
+                let witness = b.witness.clone().ok_or_else(|| DbError::Invalid("witness vanished".into()))?;
+                TaskInput::Batch(Box::new(ProofRequest {
+                    witness,
+                    domain: ctx.domain,
+                    batch_num: range.0,
+                    miner: ctx.miner,
+                }))
+            }
+            TaskKind::Aggregate => {
+                let (l, r) = plan::children(*range).ok_or_else(|| DbError::Invalid("aggregate of one batch".into()))?;
+                let left = load_bundle(conn, done.get(&l))?;
+                let right = load_bundle(conn, done.get(&r))?;
+                TaskInput::Aggregate { left, right }
+            }
+            TaskKind::Final => TaskInput::Final { bundle: load_bundle(conn, done.get(&root))? },
+        };
+        if !created.contains(&(*kind, *range)) {
+            new_db.push(db::NewTask {
+                rollup: ctx.name.clone(),
+                kind: *kind,
+                first_batch: range.0,
+                last_batch: range.1,
+                init_batch: seq.init_batch,
+            });
+        }
+        out.push(NewTask {
+            rollup: ctx.name.clone(),
+            seq_height: seq.init_batch,
+            first_batch: range.0,
+            last_batch: range.1,
+            shape: ctx.shape,
+            vk_hash: ctx.vk_hash.clone(),
+            input,
+        });
+    }
+    if !new_db.is_empty() {
+        db::create_tasks(conn, &new_db, now)?;
+        if seq.state == SequenceState::Posted {
+            db::update_sequence_state(conn, &ctx.name, seq.init_batch, SequenceState::Proving, now)?;
+        }
+    }
+    Ok(SequencePlan::Tasks(out))
 }
 
 fn load_bundle(conn: &mut AnyConnection, task_id: Option<&String>) -> Result<ProofBundle, DbError> {

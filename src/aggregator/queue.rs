@@ -17,13 +17,13 @@
 //! prover's own unfinished task, which is how a prover that crashed and
 //! reconnected (or lost a claim response) gets its work back.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use super::task::{normalize_vk_hash, NewTask, Task, TaskId, TaskKind, TaskStatus};
 use crate::circuit::Shape;
 use crate::prover::ShapeKey;
+use crate::wire::task::{normalize_vk_hash, NewTask, Task, TaskId, TaskKind, TaskStatus};
 
 /// Queue settings. Serde-ready so it can hang under the daemon's config tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,11 +36,22 @@ pub struct QueueConfig {
     pub max_attempts: u32,
     /// Share of provers per rollup name; rollups not listed weigh 1.
     pub weights: BTreeMap<String, u32>,
+    /// A task that reached `max_attempts` gets a fresh set of attempts
+    /// after this long, doubling with every round it fails again.
+    pub retry_failed_after_ms: u64,
+    /// Cap of that doubling.
+    pub retry_failed_max_ms: u64,
 }
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        QueueConfig { lease_ms: 60_000, max_attempts: 5, weights: BTreeMap::new() }
+        QueueConfig {
+            lease_ms: 60_000,
+            max_attempts: 5,
+            weights: BTreeMap::new(),
+            retry_failed_after_ms: 30_000,
+            retry_failed_max_ms: 900_000,
+        }
     }
 }
 
@@ -95,7 +106,6 @@ pub struct KindDepth {
     pub kind: TaskKind,
     pub queued: usize,
     pub leased: usize,
-    pub done: usize,
     pub failed: usize,
 }
 
@@ -135,6 +145,26 @@ pub struct TaskQueue {
     pass: HashMap<String, u128>,
     /// Start tag of the latest lease: the virtual clock idle rollups resume at.
     vtime: u128,
+    /// Ids of tasks completed and dropped from `tasks`, newest last. A done
+    /// task's witness or bundle is the largest thing the daemon holds, and
+    /// its result is in the database; only the id is kept, for a while, so
+    /// a late duplicate proof is answered "already done" and an enqueue
+    /// racing the completion does not prove the task again.
+    done: HashSet<TaskId>,
+    done_order: VecDeque<TaskId>,
+    /// Failed tasks: when they get their next round of attempts, and how
+    /// many rounds failed so far (for the backoff).
+    retries: HashMap<TaskId, Retry>,
+}
+
+/// How many finished task ids are remembered; at thousands of proofs per
+/// second this still covers the seconds an enqueue can race a completion.
+const REMEMBERED_DONE: usize = 16_384;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Retry {
+    at_ms: Option<u64>,
+    rounds: u32,
 }
 
 impl TaskQueue {
@@ -146,6 +176,9 @@ impl TaskQueue {
             held: HashMap::new(),
             pass: HashMap::new(),
             vtime: 0,
+            done: HashSet::new(),
+            done_order: VecDeque::new(),
+            retries: HashMap::new(),
         }
     }
 
@@ -170,8 +203,14 @@ impl TaskQueue {
         self.held.get(prover).and_then(|id| self.tasks.get(id))
     }
 
+    /// Tasks held in memory, in any state (done ones are dropped).
     pub fn len(&self) -> usize {
         self.tasks.len()
+    }
+
+    /// Whether `id` was completed (and dropped) recently.
+    pub fn was_done(&self, id: &str) -> bool {
+        self.done.contains(id)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -195,7 +234,7 @@ impl TaskQueue {
         if new.rollup.is_empty() || new.rollup.contains('/') {
             return invalid("rollup names are non-empty and contain no '/'");
         }
-        if self.tasks.contains_key(&id) {
+        if self.tasks.contains_key(&id) || self.done.contains(&id) {
             return Ok(false);
         }
         let task = Task {
@@ -270,6 +309,9 @@ impl TaskQueue {
 
     /// Checks that `prover` holds `id` and returns the task mutably.
     fn held_task(&mut self, id: &str, prover: &str) -> Result<&mut Task, QueueError> {
+        if self.done.contains(id) {
+            return Err(QueueError::NotLeased { task: id.to_string(), state: "done" });
+        }
         let task = self.tasks.get_mut(id).ok_or_else(|| QueueError::UnknownTask(id.to_string()))?;
         match &task.status {
             TaskStatus::Leased { holder, .. } if holder == prover => Ok(task),
@@ -336,25 +378,28 @@ impl TaskQueue {
         Some(Requeued::Queued { attempts })
     }
 
-    /// Records a result for `id`. Accepted from any prover as long as the
-    /// task is not done yet: a late proof (the lease expired, or the task was
-    /// re-leased to someone else) is as good as a punctual one, and a failed
-    /// task is rescued by it. Returns whether the task was newly completed.
-    pub fn complete(&mut self, id: &str, prover: &str) -> Result<bool, QueueError> {
-        let task = self.tasks.get_mut(id).ok_or_else(|| QueueError::UnknownTask(id.to_string()))?;
-        let previous = std::mem::replace(&mut task.status, TaskStatus::Done);
-        match previous {
-            TaskStatus::Done => return Ok(false),
+    /// Records a result for `id` and drops the task, returning it when it
+    /// was newly completed (`None`: it was done already). Accepted from any
+    /// prover as long as the task is not done yet: a late proof (the lease
+    /// expired, or the task was re-leased to someone else) is as good as a
+    /// punctual one, and a failed task is rescued by it.
+    pub fn complete(&mut self, id: &str, prover: &str) -> Result<Option<Task>, QueueError> {
+        if self.done.contains(id) {
+            return Ok(None);
+        }
+        let task = self.tasks.remove(id).ok_or_else(|| QueueError::UnknownTask(id.to_string()))?;
+        match &task.status {
+            TaskStatus::Done => {}
             TaskStatus::Leased { holder, .. } => {
                 if holder != prover {
                     tracing::debug!(task = id, prover, holder = %holder, "late result from a former holder");
                 }
-                if self.held.get(&holder).is_some_and(|h| h == id) {
-                    self.held.remove(&holder);
+                if self.held.get(holder).is_some_and(|h| h == id) {
+                    self.held.remove(holder);
                 }
             }
             TaskStatus::Queued => {
-                let key = QueueKey::of(task);
+                let key = QueueKey::of(&task);
                 if let Some(keys) = self.queued.get_mut(&task.rollup) {
                     keys.remove(&key);
                     if keys.is_empty() {
@@ -364,7 +409,22 @@ impl TaskQueue {
             }
             TaskStatus::Failed { .. } => {}
         }
-        Ok(true)
+        self.retries.remove(id);
+        self.remember_done(id);
+        let mut task = task;
+        task.status = TaskStatus::Done;
+        Ok(Some(task))
+    }
+
+    fn remember_done(&mut self, id: &str) {
+        if self.done.insert(id.to_string()) {
+            self.done_order.push_back(id.to_string());
+        }
+        while self.done_order.len() > REMEMBERED_DONE {
+            if let Some(old) = self.done_order.pop_front() {
+                self.done.remove(&old);
+            }
+        }
     }
 
     /// The holder gives up on `id` (its proof failed): requeue, counting an
@@ -382,7 +442,8 @@ impl TaskQueue {
         self.end_lease(id, prover, false, "released").map(|_| ()).ok_or_else(|| QueueError::UnknownTask(id.to_string()))
     }
 
-    /// Gives a failed task a fresh set of attempts (an operator's "resend").
+    /// Gives a failed task a fresh set of attempts (an operator's "resend",
+    /// or the backoff of [`retry_due`](Self::retry_due)).
     pub fn retry_failed(&mut self, id: &str) -> Result<(), QueueError> {
         let task = self.tasks.get_mut(id).ok_or_else(|| QueueError::UnknownTask(id.to_string()))?;
         if !matches!(task.status, TaskStatus::Failed { .. }) {
@@ -395,17 +456,87 @@ impl TaskQueue {
         task.status = TaskStatus::Queued;
         let key = QueueKey::of(task);
         self.queued.entry(task.rollup.clone()).or_default().insert(key);
+        if let Some(r) = self.retries.get_mut(id) {
+            r.at_ms = None;
+        }
         Ok(())
+    }
+
+    /// Failed tasks get another round of attempts once their backoff ran
+    /// out: `retry_failed_after_ms`, doubling per failed round up to
+    /// `retry_failed_max_ms`. A task fails for a reason that may pass (all
+    /// provers of its shape down, a bad prover build being rolled back);
+    /// leaving it failed until a restart would stall its sequence for good.
+    /// Returns the ids requeued now.
+    pub fn retry_due(&mut self, now_ms: u64) -> Vec<TaskId> {
+        let (base, max) = (self.cfg.retry_failed_after_ms.max(1), self.cfg.retry_failed_max_ms.max(1));
+        let mut due = Vec::new();
+        for t in self.tasks.values() {
+            if !matches!(t.status, TaskStatus::Failed { .. }) {
+                continue;
+            }
+            let r = self.retries.entry(t.id.clone()).or_insert(Retry { at_ms: None, rounds: 0 });
+            match r.at_ms {
+                None => {
+                    let backoff = base.saturating_mul(1u64 << r.rounds.min(32)).min(max);
+                    r.at_ms = Some(now_ms.saturating_add(backoff));
+                }
+                Some(at) if at <= now_ms => {
+                    r.rounds = r.rounds.saturating_add(1);
+                    due.push(t.id.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        due.sort();
+        for id in &due {
+            // Only failed tasks were picked, so this cannot refuse.
+            let _ = self.retry_failed(id);
+        }
+        due
+    }
+
+    /// When failed task `id` gets its next round of attempts, if scheduled.
+    pub fn retry_at(&self, id: &str) -> Option<u64> {
+        self.retries.get(id).and_then(|r| r.at_ms)
     }
 
     /// Forgets a done or failed task (once its result is persisted), so the
     /// queue does not grow forever. Queued and leased tasks are kept.
     pub fn remove_finished(&mut self, id: &str) -> Option<Task> {
         if matches!(self.tasks.get(id)?.status, TaskStatus::Done | TaskStatus::Failed { .. }) {
+            self.retries.remove(id);
             self.tasks.remove(id)
         } else {
             None
         }
+    }
+
+    /// Drops a task nobody needs any more (its sequence was verified, by
+    /// anyone), whatever its state. It is remembered like a done task, so
+    /// its holder's next heartbeat or submission is told "already done" and
+    /// the prover moves on. Returns whether the task was held.
+    pub fn cancel(&mut self, id: &str) -> bool {
+        let Some(task) = self.tasks.remove(id) else { return false };
+        match &task.status {
+            TaskStatus::Leased { holder, .. } => {
+                if self.held.get(holder).is_some_and(|h| h == id) {
+                    self.held.remove(holder);
+                }
+            }
+            TaskStatus::Queued => {
+                if let Some(keys) = self.queued.get_mut(&task.rollup) {
+                    keys.remove(&QueueKey::of(&task));
+                    if keys.is_empty() {
+                        self.queued.remove(&task.rollup);
+                    }
+                }
+            }
+            TaskStatus::Done | TaskStatus::Failed { .. } => {}
+        }
+        self.retries.remove(id);
+        self.remember_done(id);
+        true
     }
 
     /// Whether some queued task could go to a prover with these capabilities.
@@ -419,7 +550,7 @@ impl TaskQueue {
             .any(|t| caps.iter().any(|(s, vk)| *s == t.shape && *vk == t.vk_hash))
     }
 
-    /// Task counts per kind and state, one entry per kind in the order of
+    /// Task counts per kind and state (done tasks are not held), one entry per kind in the order of
     /// [`TaskKind::ALL`].
     pub fn depth(&self) -> Vec<KindDepth> {
         let mut out: Vec<KindDepth> =
@@ -429,7 +560,8 @@ impl TaskQueue {
             match t.status {
                 TaskStatus::Queued => d.queued += 1,
                 TaskStatus::Leased { .. } => d.leased += 1,
-                TaskStatus::Done => d.done += 1,
+                // Done tasks are dropped by `complete`; none is left to count.
+                TaskStatus::Done => {}
                 TaskStatus::Failed { .. } => d.failed += 1,
             }
         }
@@ -439,7 +571,7 @@ impl TaskQueue {
 
 impl Default for KindDepth {
     fn default() -> Self {
-        KindDepth { kind: TaskKind::Batch, queued: 0, leased: 0, done: 0, failed: 0 }
+        KindDepth { kind: TaskKind::Batch, queued: 0, leased: 0, failed: 0 }
     }
 }
 
@@ -454,13 +586,13 @@ pub(crate) fn state_name(s: &TaskStatus) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::super::task::test_support::{aggregate, batch, final_, VK};
     use super::*;
+    use crate::wire::task::test_support::{aggregate, batch, final_, VK};
 
     const LEASE: u64 = 1_000;
 
     fn queue() -> TaskQueue {
-        TaskQueue::new(QueueConfig { lease_ms: LEASE, max_attempts: 3, weights: BTreeMap::new() })
+        TaskQueue::new(QueueConfig { lease_ms: LEASE, max_attempts: 3, ..QueueConfig::default() })
     }
 
     fn caps() -> Vec<ShapeKey> {
@@ -524,7 +656,7 @@ mod tests {
             } else {
                 b += 1;
             }
-            assert!(q.complete(&id, "p").unwrap());
+            assert!(q.complete(&id, "p").unwrap().is_some());
         }
         assert_eq!((a, b), (300, 100));
     }
@@ -579,8 +711,8 @@ mod tests {
         assert!(matches!(q.get(&id).unwrap().status, TaskStatus::Leased { .. }));
         assert_eq!(q.len(), 1);
         q.complete(&id, "p").unwrap();
-        assert_eq!(q.enqueue(batch("r", 1, 1)), Ok(false));
-        assert_eq!(q.get(&id).unwrap().status, TaskStatus::Done);
+        assert_eq!(q.enqueue(batch("r", 1, 1)), Ok(false), "not after it is done either");
+        assert!(q.get(&id).is_none() && q.was_done(&id));
 
         let mut bad = batch("r", 1, 2);
         bad.last_batch = 3;
@@ -664,13 +796,13 @@ mod tests {
         let re = lease_id(&mut q, "fast", LEASE).unwrap();
         assert_eq!(re, id);
         // The first prover's late result is still good.
-        assert_eq!(q.complete(&id, "slow"), Ok(true));
+        assert!(q.complete(&id, "slow").unwrap().is_some());
         assert!(q.held_by("fast").is_none(), "the new holder's lease is gone with the task");
-        assert_eq!(q.complete(&id, "fast"), Ok(false));
+        assert_eq!(q.complete(&id, "fast"), Ok(None));
         assert_eq!(q.heartbeat(&id, "fast", LEASE + 1), Err(QueueError::NotLeased { task: id.clone(), state: "done" }));
         // A late result for a queued or failed task completes it too.
         q.enqueue(batch("r", 1, 2)).unwrap();
-        assert_eq!(q.complete("r/batch/2-2", "anyone"), Ok(true));
+        assert!(q.complete("r/batch/2-2", "anyone").unwrap().is_some());
         assert_eq!(lease_id(&mut q, "p", LEASE), None);
         assert_eq!(q.complete("r/batch/9-9", "p"), Err(QueueError::UnknownTask("r/batch/9-9".into())));
     }
@@ -724,12 +856,108 @@ mod tests {
         let id = lease_id(&mut q, "p", 0).unwrap();
         assert_eq!(id, "r/aggregate/1-2");
         let d = q.depth();
-        assert_eq!(d[0], KindDepth { kind: TaskKind::Batch, queued: 2, leased: 0, done: 0, failed: 0 });
-        assert_eq!(d[1], KindDepth { kind: TaskKind::Aggregate, queued: 0, leased: 1, done: 0, failed: 0 });
-        assert_eq!(d[2], KindDepth { kind: TaskKind::Final, queued: 0, leased: 0, done: 0, failed: 0 });
+        assert_eq!(d[0], KindDepth { kind: TaskKind::Batch, queued: 2, leased: 0, failed: 0 });
+        assert_eq!(d[1], KindDepth { kind: TaskKind::Aggregate, queued: 0, leased: 1, failed: 0 });
+        assert_eq!(d[2], KindDepth { kind: TaskKind::Final, queued: 0, leased: 0, failed: 0 });
         q.complete(&id, "p").unwrap();
-        assert_eq!(q.depth()[1].done, 1);
-        assert!(q.remove_finished(&id).is_some());
+        assert_eq!(q.depth()[1], KindDepth { kind: TaskKind::Aggregate, ..Default::default() });
         assert!(q.remove_finished("r/batch/1-1").is_none(), "queued tasks stay");
+    }
+
+    #[test]
+    fn done_tasks_leave_memory_but_are_remembered() {
+        let mut q = queue();
+        for n in 1..=3 {
+            q.enqueue(batch("r", 1, n)).unwrap();
+        }
+        let id = lease_id(&mut q, "p", 0).unwrap();
+        let done = q.complete(&id, "p").unwrap().expect("newly completed");
+        assert_eq!(done.status, TaskStatus::Done);
+        assert_eq!(q.len(), 2, "the done task and its input are dropped");
+        assert!(q.get(&id).is_none());
+        assert!(q.was_done(&id));
+        // An enqueue that raced the completion does not bring it back.
+        assert_eq!(q.enqueue(batch("r", 1, 1)), Ok(false));
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.heartbeat(&id, "p", 10), Err(QueueError::NotLeased { task: id.clone(), state: "done" }));
+        assert_eq!(q.complete(&id, "late"), Ok(None));
+        // Completing everything leaves nothing behind.
+        while let Some(id) = lease_id(&mut q, "p", 0) {
+            q.complete(&id, "p").unwrap();
+        }
+        assert!(q.is_empty());
+        assert!(q.held.is_empty() && q.queued.is_empty() && q.retries.is_empty());
+    }
+
+    #[test]
+    fn cancel_drops_a_task_in_any_state() {
+        let mut q = queue();
+        for n in 1..=3 {
+            q.enqueue(batch("r", 1, n)).unwrap();
+        }
+        let leased = lease_id(&mut q, "p", 0).unwrap();
+        assert!(q.cancel(&leased));
+        assert!(q.held_by("p").is_none());
+        assert_eq!(q.heartbeat(&leased, "p", 1), Err(QueueError::NotLeased { task: leased.clone(), state: "done" }));
+        assert!(q.cancel("r/batch/2-2"), "a queued task");
+        assert!(!q.cancel("r/batch/2-2"), "only once");
+        assert_eq!(lease_id(&mut q, "p", 0).as_deref(), Some("r/batch/3-3"), "the cancelled one is never leased");
+        assert_eq!(lease_id(&mut q, "other", 0), None);
+        assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn remembered_done_ids_are_bounded() {
+        let mut q = queue();
+        let total = REMEMBERED_DONE as u64 + 10;
+        for n in 1..=total {
+            q.enqueue(batch("r", n, n)).unwrap();
+            q.complete(&format!("r/batch/{n}-{n}"), "p").unwrap();
+        }
+        assert_eq!(q.done.len(), REMEMBERED_DONE);
+        assert_eq!(q.done_order.len(), REMEMBERED_DONE);
+        assert!(!q.was_done("r/batch/1-1"), "the oldest ids are forgotten");
+        assert!(q.was_done(&format!("r/batch/{total}-{total}")));
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn failed_tasks_are_retried_with_doubling_backoff() {
+        let mut q = TaskQueue::new(QueueConfig {
+            lease_ms: LEASE,
+            max_attempts: 1,
+            retry_failed_after_ms: 100,
+            retry_failed_max_ms: 250,
+            ..QueueConfig::default()
+        });
+        q.enqueue(batch("r", 1, 1)).unwrap();
+        let fail_once = |q: &mut TaskQueue, now: u64| {
+            let id = lease_id(q, "p", now).expect("claimable");
+            assert!(matches!(q.fail(&id, "p", "boom"), Ok(Requeued::Failed(_))));
+            id
+        };
+        let id = fail_once(&mut q, 0);
+        // The first sweep after the failure schedules the retry.
+        assert!(q.retry_due(1_000).is_empty());
+        assert_eq!(q.retry_at(&id), Some(1_100));
+        assert!(q.retry_due(1_099).is_empty());
+        assert_eq!(lease_id(&mut q, "p", 1_099), None, "still failed");
+        assert_eq!(q.retry_due(1_100), vec![id.clone()]);
+        assert_eq!(q.get(&id).unwrap().status, TaskStatus::Queued);
+        assert_eq!(q.get(&id).unwrap().attempts, 0);
+
+        // Second round: 200 ms; third: capped at 250 ms.
+        fail_once(&mut q, 1_100);
+        q.retry_due(2_000);
+        assert_eq!(q.retry_at(&id), Some(2_200));
+        assert_eq!(q.retry_due(2_200), vec![id.clone()]);
+        fail_once(&mut q, 2_200);
+        q.retry_due(3_000);
+        assert_eq!(q.retry_at(&id), Some(3_250));
+
+        // A late proof rescues it and clears the schedule.
+        assert!(q.complete(&id, "late").unwrap().is_some());
+        assert!(q.retries.is_empty());
+        assert!(q.retry_due(10_000).is_empty());
     }
 }

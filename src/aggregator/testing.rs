@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use actix::prelude::*;
 
 use super::dispatcher::{ProofAccepted, ProofVerifier};
-use super::task::{ProofPayload, Task};
+use crate::wire::task::{ProofPayload, Task};
 
 /// Accepts every proof whose kind and batch range fit the task (the
 /// dispatcher checks those itself before it asks the verifier).

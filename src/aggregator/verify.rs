@@ -4,8 +4,8 @@
 //! exactly the merge of their (already verified) inputs.
 
 use super::dispatcher::ProofVerifier;
-use super::task::{ProofBundle, ProofPayload, Task, TaskInput};
 use crate::prover::Groth16Verifier;
+use crate::wire::task::{ProofBundle, ProofPayload, Task, TaskInput};
 
 pub struct Groth16TaskVerifier {
     inner: Groth16Verifier,

@@ -16,13 +16,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use alloy::providers::{DynProvider, Provider};
 use serde::{Deserialize, Serialize};
 
-use super::auth::BearerToken;
 use super::error::ApiError;
 use crate::aggregator::dispatcher::{DispatcherHandle, GetSnapshot, GetTask};
 use crate::aggregator::ha::Role;
 use crate::aggregator::pause::PauseSwitch;
-use crate::aggregator::task::{Task, TaskStatus};
 use crate::db::{self, Db, SequenceState, SubmissionStatus};
+use crate::token::BearerToken;
+use crate::wire::task::{Task, TaskStatus};
 
 /// The OpenAPI 3 description of every route this daemon serves.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -538,7 +538,7 @@ async fn resume(api: Api, req: HttpRequest) -> Result<HttpResponse, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregator::task::test_support::batch;
+    use crate::wire::task::test_support::batch;
 
     #[test]
     fn a_task_view_shows_the_dispatchers_state() {

@@ -1,6 +1,6 @@
 //! The daemon's HTTP surface (actix-web): health, metrics, the control API and the prover protocol
 //! under `/v1/prover/*`. Every error answers in one JSON shape
-//! ([`error::ErrorBody`]); unknown routes included.
+//! ([`crate::wire::error::ErrorBody`]); unknown routes included.
 //!
 //! Handlers are thin: they authenticate, decode, forward a message to an
 //! actor and encode the reply. The protocol is documented in
@@ -14,6 +14,5 @@ pub mod metrics;
 pub mod prover;
 pub mod standby;
 
-pub use auth::BearerToken;
 pub use error::{not_found, ApiError};
 pub use prover::ProverApi;

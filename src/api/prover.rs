@@ -1,19 +1,20 @@
-//! The prover protocol: HTTP JSON under `/v1/prover/*`, bearer-token auth,
-//! forwarded to the [`Dispatcher`] actor. The request and response types here
-//! are the wire format; the worker client (`crate::prover::worker`) uses
-//! the same types.
+//! The prover protocol's server: HTTP JSON under `/v1/prover/*`,
+//! bearer-token auth, forwarded to the [`Dispatcher`] actor. The messages
+//! are in [`crate::wire::prover`], shared with the worker client.
 
 use actix::Addr;
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
-use serde::{Deserialize, Serialize};
 
-use super::auth::{require_token, BearerToken};
+use super::auth::require_token;
 use super::error::ApiError;
 use crate::aggregator::dispatcher::{Fail, Heartbeat, Register, Release, Submit};
-use crate::aggregator::{Dispatcher, DispatcherHandle, Lease, TaskInput};
-use crate::circuit::Shape;
-use crate::prover::ShapeKey;
+use crate::aggregator::{Dispatcher, DispatcherHandle, Lease};
+use crate::token::BearerToken;
+use crate::wire::prover::{
+    ClaimRequest, ClaimResponse, FailRequest, FailResponse, HeartbeatResponse, RegisterRequest, RegisterResponse,
+    ReleaseResponse, SubmitRequest, SubmitResponse, TaskRef,
+};
 
 /// Default body limit. A final bundle of a thousand batch proofs is under
 /// 2 MB of JSON; anything much bigger is not a protocol message.
@@ -21,55 +22,6 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
 
 /// Longest failure reason kept; the rest is cut.
 const MAX_REASON_LEN: usize = 1024;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RegisterRequest {
-    /// Unique per worker slot: registering again under a name returns the
-    /// same prover id (and its unfinished lease).
-    pub name: String,
-    pub version: String,
-    pub shapes: Vec<ShapeKey>,
-    /// Hardware threads the prover proves with (informational).
-    pub threads: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RegisterResponse {
-    pub prover_id: String,
-    /// A lease lasts this long after a claim or heartbeat.
-    pub lease_ms: u64,
-    /// Send a heartbeat this often while working on a task.
-    pub heartbeat_ms: u64,
-    /// The longest a claim waits before answering 204.
-    pub poll_ms: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClaimRequest {
-    pub prover_id: String,
-    /// How long to wait for work, capped at `poll_ms`; default `poll_ms`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wait_ms: Option<u64>,
-}
-
-/// A leased task. `kind` and `request` come from [`TaskInput`]: a batch's
-/// `request` is a `ProofRequest`, an aggregate's `{"left", "right"}`
-/// bundles, a final's `{"bundle"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClaimResponse {
-    pub task_id: String,
-    pub rollup: String,
-    pub seq_height: u64,
-    pub first_batch: u64,
-    pub last_batch: u64,
-    pub shape: Shape,
-    pub vk_hash: String,
-    /// Earlier leases of this task that ended without a result.
-    pub attempts: u32,
-    pub lease_expires_at_ms: u64,
-    #[serde(flatten)]
-    pub input: TaskInput,
-}
 
 impl From<Lease> for ClaimResponse {
     fn from(l: Lease) -> Self {
@@ -87,50 +39,6 @@ impl From<Lease> for ClaimResponse {
             input: t.input,
         }
     }
-}
-
-/// Body of heartbeat and release.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskRef {
-    pub prover_id: String,
-    pub task_id: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HeartbeatResponse {
-    pub lease_expires_at_ms: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SubmitRequest {
-    pub prover_id: String,
-    pub task_id: String,
-    /// A `ProofOutput` for a batch task, a `ProofBundle` otherwise.
-    pub proof: serde_json::Value,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SubmitResponse {
-    pub accepted: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FailRequest {
-    pub prover_id: String,
-    pub task_id: String,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FailResponse {
-    /// `false`: the task reached its attempt cap and is failed.
-    pub requeued: bool,
-    pub attempts: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReleaseResponse {
-    pub released: bool,
 }
 
 /// The prover protocol's routes and what they need.
@@ -232,11 +140,11 @@ mod tests {
 
     use super::*;
     use crate::aggregator::dispatcher::{DispatcherConfig, Enqueue, GetTask, ProofVerifier};
-    use crate::aggregator::task::test_support::{aggregate, batch, bundle, output, VK};
     use crate::aggregator::testing::{
         AcceptAllVerifierForProtocolTests, MemorySinkForTests, RejectAllVerifierForProtocolTests,
     };
     use crate::aggregator::{QueueConfig, TaskStatus};
+    use crate::wire::task::test_support::{aggregate, batch, bundle, output, VK};
 
     const TOKEN: &str = "test-token-0123456789";
 
@@ -515,8 +423,7 @@ mod tests {
         assert_eq!((s, v), (StatusCode::OK, json!({"accepted": true})));
         assert_eq!(c.sink.task_ids(), vec!["r/batch/1-1"]);
         assert_eq!(c.sink.accepted.lock().unwrap()[0].prover_id, q);
-        let task = c.dispatcher.send(GetTask("r/batch/1-1".into())).await.unwrap().unwrap();
-        assert_eq!(task.status, TaskStatus::Done);
+        assert!(c.dispatcher.send(GetTask("r/batch/1-1".into())).await.unwrap().is_none(), "done and dropped");
 
         let (s, v) =
             call!(&app, post("/v1/prover/submit", &json!({"prover_id": p, "task_id": "r/batch/1-1", "proof": proof})));

@@ -8,11 +8,11 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
-use super::auth::BearerToken;
 use super::control::{authorize, Access};
 use super::error::ApiError;
 use crate::aggregator::ha::{Role, LEASE_NAME};
 use crate::db::{self, Db};
+use crate::token::BearerToken;
 
 #[derive(Clone)]
 pub struct StandbyApi {

@@ -4,12 +4,14 @@
 //! already spreads its multi-exponentiations over all cores).
 //!
 //! The workers are plain OS threads, not a rayon pool: bellman's own
-//! parallel sections refuse to wait from inside a rayon worker.
+//! parallel sections refuse to wait from inside a rayon worker. They share
+//! one bounded crossbeam queue (multi-consumer, so no lock around the
+//! receiver); callers take a slot before queueing, so a burst of requests
+//! waits asynchronously instead of piling witnesses up in memory.
 
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 
 use super::{ProofOutput, ProofRequest, ProverBackend, ProverError};
 use crate::circuit::public::PublicInputs;
@@ -17,36 +19,37 @@ use crate::circuit::Shape;
 
 type Job = Box<dyn FnOnce(&dyn ProverBackend) + Send>;
 
+/// Jobs queued per worker beyond the one it runs.
+const QUEUED_PER_WORKER: usize = 2;
+
 #[derive(Clone)]
 pub struct ProvingPool {
     backend: Arc<dyn ProverBackend>,
-    jobs: mpsc::Sender<Job>,
+    jobs: crossbeam_channel::Sender<Job>,
+    /// One permit per place in `jobs`, held until the job finished.
+    slots: Arc<Semaphore>,
 }
 
 impl ProvingPool {
     pub fn new(backend: Arc<dyn ProverBackend>, workers: usize) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        for i in 0..workers.max(1) {
+        let workers = workers.max(1);
+        let capacity = workers * (1 + QUEUED_PER_WORKER);
+        let (tx, rx) = crossbeam_channel::bounded::<Job>(capacity);
+        for i in 0..workers {
             let rx = rx.clone();
             let backend = backend.clone();
             std::thread::Builder::new()
                 .name(format!("zkpow-prove-{i}"))
                 // Synthesis of large shapes nests deeply; 2 MiB is too little.
                 .stack_size(64 << 20)
-                .spawn(move || loop {
-                    let job = match rx.lock() {
-                        Ok(guard) => guard.recv(),
-                        Err(_) => return,
-                    };
-                    match job {
-                        Ok(job) => job(backend.as_ref()),
-                        // Every pool handle is gone.
-                        Err(_) => return,
+                // `recv` fails once every pool handle is gone.
+                .spawn(move || {
+                    while let Ok(job) = rx.recv() {
+                        job(backend.as_ref());
                     }
                 })?;
         }
-        Ok(ProvingPool { backend, jobs: tx })
+        Ok(ProvingPool { backend, jobs: tx, slots: Arc::new(Semaphore::new(capacity)) })
     }
 
     pub fn backend(&self) -> &Arc<dyn ProverBackend> {
@@ -57,12 +60,15 @@ impl ProvingPool {
         &self,
         f: impl FnOnce(&dyn ProverBackend) -> Result<T, ProverError> + Send + 'static,
     ) -> Result<T, ProverError> {
+        let slot = self.slots.clone().acquire_owned().await.map_err(|_| ProverError::PoolClosed)?;
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |backend| {
             // The caller may have given up; nothing to do then.
             let _ = tx.send(f(backend));
+            drop(slot);
         });
-        self.jobs.send(job).map_err(|_| ProverError::PoolClosed)?;
+        // A slot guarantees room, so the queue is never full here.
+        self.jobs.try_send(job).map_err(|_| ProverError::PoolClosed)?;
         rx.await.map_err(|_| ProverError::PoolClosed)?
     }
 
@@ -72,5 +78,63 @@ impl ProvingPool {
 
     pub async fn verify(&self, shape: Shape, proof: Vec<u8>, public: PublicInputs) -> Result<(), ProverError> {
         self.run(move |b| b.verify(shape, &proof, &public)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::prover::ShapeKey;
+
+    /// Counts how many verifications run at once; proves nothing.
+    #[derive(Default)]
+    struct ConcurrencyProbeBackendForPoolTests {
+        running: AtomicUsize,
+        peak: AtomicUsize,
+    }
+
+    impl ProverBackend for ConcurrencyProbeBackendForPoolTests {
+        fn name(&self) -> &'static str {
+            "probe"
+        }
+        fn shapes(&self) -> Vec<ShapeKey> {
+            Vec::new()
+        }
+        fn prove(&self, _: &ProofRequest) -> Result<ProofOutput, ProverError> {
+            Err(ProverError::Invalid("not a prover".into()))
+        }
+        fn verify(&self, _: Shape, _: &[u8], _: &PublicInputs) -> Result<(), ProverError> {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(5));
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    fn public() -> PublicInputs {
+        let z = crate::circuit::Fr::from(0u64);
+        PublicInputs { domain: z, batch_num: 1, old_root: z, new_root: z, data_hash_hi: z, data_hash_lo: z, miner: z }
+    }
+
+    #[tokio::test]
+    async fn runs_at_most_workers_at_once_and_queues_the_rest() {
+        let probe = Arc::new(ConcurrencyProbeBackendForPoolTests::default());
+        let pool = ProvingPool::new(probe.clone(), 2).unwrap();
+        // Far more requests than queue slots: the surplus waits for a slot.
+        let calls: Vec<_> = (0..40)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move { pool.verify(Shape::TEST, Vec::new(), public()).await })
+            })
+            .collect();
+        for c in calls {
+            c.await.unwrap().unwrap();
+        }
+        assert_eq!(probe.peak.load(Ordering::SeqCst), 2);
+        assert_eq!(pool.slots.available_permits(), 2 * (1 + QUEUED_PER_WORKER), "every slot came back");
     }
 }

@@ -28,9 +28,9 @@ use tokio::sync::watch;
 
 use super::{ProverBackend, ProvingPool};
 use crate::aggregator::{ProofBundle, ProofPayload, TaskInput};
-use crate::api::auth::BearerToken;
-use crate::api::error::ErrorBody;
-use crate::api::prover::{
+use crate::token::BearerToken;
+use crate::wire::error::ErrorBody;
+use crate::wire::prover::{
     ClaimRequest, ClaimResponse, FailRequest, FailResponse, HeartbeatResponse, RegisterRequest, RegisterResponse,
     ReleaseResponse, SubmitResponse, TaskRef,
 };
@@ -646,13 +646,13 @@ mod tests {
 
     use super::*;
     use crate::aggregator::dispatcher::{DispatcherConfig, Enqueue, GetTask};
-    use crate::aggregator::task::test_support::{aggregate, batch, final_, VK};
     use crate::aggregator::testing::{AcceptAllVerifierForProtocolTests, MemorySinkForTests};
     use crate::aggregator::{Dispatcher, DispatcherHandle, QueueConfig, TaskStatus};
     use crate::api::ProverApi;
     use crate::circuit::public::PublicInputs;
     use crate::circuit::Shape;
     use crate::prover::{ProofOutput, ProofRequest, ProverError, ShapeKey};
+    use crate::wire::task::test_support::{aggregate, batch, final_, VK};
 
     const TOKEN: &str = "worker-test-token-0123456789";
 
@@ -835,8 +835,17 @@ mod tests {
         agg.dispatcher.send(Enqueue(batch("r", 1, 1))).await.unwrap().unwrap();
         let (tx, worker) = start_worker(worker_cfg(agg.addr), pool(Duration::from_secs(1)));
         let sink = agg.sink.clone();
-        wait_until("the proof", Duration::from_secs(10), || sink.task_ids().len() == 1).await;
-        assert_eq!(task_status(&agg.dispatcher, "r/batch/1-1").await, (TaskStatus::Done, 0), "the lease never expired");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        // Sampled while the proof runs: an expired lease would count an attempt.
+        while sink.task_ids().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "timed out waiting for the proof");
+            if let Some(t) = agg.dispatcher.send(GetTask("r/batch/1-1".into())).await.unwrap() {
+                assert_eq!(t.attempts, 0, "the lease never expired");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let done = agg.dispatcher.send(GetTask("r/batch/1-1".into())).await.unwrap();
+        assert!(done.is_none(), "done tasks leave the dispatcher");
         stop(tx, worker).await;
         agg.server.stop(false).await;
     }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use super::task::TaskKind;
+use crate::wire::task::TaskKind;
 
 /// Inclusive batch range.
 pub type Range = (u64, u64);
