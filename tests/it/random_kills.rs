@@ -1,7 +1,7 @@
 //! The aggregator SIGKILLed at random points while twenty sequences of two
-//! rollups are in flight: real anvil (half-second blocks), real Groth16
-//! proofs of the test shape, the real `zkpow aggregator` and `zkpow prover`
-//! processes on SQLite.
+//! rollups (one per chain) are in flight: real anvil chains (half-second
+//! blocks), real Groth16 proofs of the test shape, the real `zkpow
+//! aggregator` and `zkpow prover` processes on SQLite.
 //!
 //! The other restart tests kill at chosen points (after a commit, between
 //! recording and mining a transaction). Here a seeded RNG draws how long the
@@ -35,8 +35,8 @@ use crate::common::net::{
 };
 
 const REWARD: u128 = ETHER / 10;
-/// Enough for every sequence's bond (half an ether) to be locked at once.
-const BOND: u128 = 20 * ETHER;
+/// Enough for every sequence's bond (half an ether) of a chain to be locked at once.
+const BOND: u128 = 10 * ETHER;
 const SEQUENCES_PER_ROLLUP: usize = 10;
 const KILLS: usize = 8;
 /// How long the aggregator lives before a kill, and stays dead after it
@@ -71,14 +71,17 @@ async fn random_sigkills_of_the_aggregator_lose_nothing_and_send_nothing_twice()
     let mut rng = rand::rngs::ChaCha20Rng::seed_from_u64(seed);
 
     let tmp = tempfile::tempdir().unwrap();
-    let anvil = spawn_chain(31337, 0.5);
-    // Two rollups on one chain and one deposit contract: both rollups'
-    // transactions share the miner's one nonce sequence.
-    let mut r1 = deploy_rollup(&anvil, 0, "r1", Shape::TEST, 10, 40, None).await;
-    let mut r2 = deploy_rollup(&anvil, 0, "r2", Shape::TEST, 10, 40, Some(r1.dep.deposit)).await;
-    let (on1, on2) = (Onchain::new(&anvil, &r1), Onchain::new(&anvil, &r2));
-    bond(&anvil, r1.dep.deposit, 2, BOND).await;
-    let chains = [MinerChain { name: "l1", rpc_url: anvil.endpoint(), anvil: &anvil }];
+    // Two chains, a rollup on each: one daemon, two nonce sequences.
+    let (l1, l2) = (spawn_chain(31337, 0.5), spawn_chain(31338, 0.5));
+    let mut r1 = deploy_rollup(&l1, 0, "r1", Shape::TEST, 10, 40, None).await;
+    let mut r2 = deploy_rollup(&l2, 1, "r2", Shape::TEST, 10, 40, None).await;
+    let (on1, on2) = (Onchain::new(&l1, &r1), Onchain::new(&l2, &r2));
+    bond(&l1, r1.dep.deposit, 2, BOND).await;
+    bond(&l2, r2.dep.deposit, 2, BOND).await;
+    let chains = [
+        MinerChain { name: "l1", rpc_url: l1.endpoint(), anvil: &l1 },
+        MinerChain { name: "l2", rpc_url: l2.endpoint(), anvil: &l2 },
+    ];
     let mut m = Miner::new(tmp.path(), "m", 2, &chains, &[&r1, &r2], "");
     m.start_aggregator();
     m.start_prover();
@@ -105,7 +108,10 @@ async fn random_sigkills_of_the_aggregator_lose_nothing_and_send_nothing_twice()
         for _ in 0..KILLS {
             let lived = Duration::from_secs_f64(rng.random_range(LIFE));
             tokio::time::sleep(lived).await;
-            let outbox_rows = m.db().with_conn(|c| db::sender_txs(c, 31337, &m.address.0 .0)).unwrap().len();
+            let outbox_rows: usize = [31337, 31338]
+                .iter()
+                .map(|&chain| m.db().with_conn(|c| db::sender_txs(c, chain, &m.address.0 .0)).unwrap().len())
+                .sum();
             m.kill_aggregator();
             let at = started.elapsed();
             let last = *last_posted.lock().unwrap();
@@ -155,6 +161,7 @@ async fn random_sigkills_of_the_aggregator_lose_nothing_and_send_nothing_twice()
     // The outbox: one row per nonce, contiguous, as many as the chain
     // counts; every row confirmed; one transaction per step.
     assert_clean_outbox(&m, &on1, 31337).await;
+    assert_clean_outbox(&m, &on2, 31338).await;
 
     // The chain's own record, independent of the outbox: per sequence and
     // window at most one commit of ours, exactly one accepted proof and one
@@ -201,17 +208,15 @@ async fn random_sigkills_of_the_aggregator_lose_nothing_and_send_nothing_twice()
         let punished = logs(ZkPowRollup::Punished::SIGNATURE_HASH).await;
         assert!(punished.is_empty(), "r{}: the honest miner was punished: {punished:?}", which + 1);
     }
-    let slashed = on1
-        .provider
-        .get_logs(
-            &Filter::new().address(r1.dep.deposit).event_signature(MinerDeposit::Slashed::SIGNATURE_HASH).from_block(0),
-        )
-        .await
-        .unwrap();
-    assert!(slashed.is_empty(), "slashed: {slashed:?}");
-    assert_eq!(on1.deposit_of(me).await, BOND, "the deposit is whole");
-    assert_eq!(on1.deposit.lockedOf(me).call().await.unwrap().to::<u128>(), 0, "every bond released");
-    assert_eq!(on1.rewards(me).await, 2 * SEQUENCES_PER_ROLLUP as u128 * REWARD);
+    for (on, r) in [(&on1, &r1), (&on2, &r2)] {
+        let filter =
+            Filter::new().address(r.dep.deposit).event_signature(MinerDeposit::Slashed::SIGNATURE_HASH).from_block(0);
+        let slashed = on.provider.get_logs(&filter).await.unwrap();
+        assert!(slashed.is_empty(), "{}: slashed: {slashed:?}", r.name);
+        assert_eq!(on.deposit_of(me).await, BOND, "{}: the deposit is whole", r.name);
+        assert_eq!(on.deposit.lockedOf(me).call().await.unwrap().to::<u128>(), 0, "{}: every bond released", r.name);
+        assert_eq!(on.rewards(me).await, SEQUENCES_PER_ROLLUP as u128 * REWARD, "{}", r.name);
+    }
     let booked: u128 = ["r1", "r2"]
         .iter()
         .map(|r| m.db().with_conn(|c| db::booked_total(c, r, db::BookedKind::Penalty)).unwrap())
