@@ -64,8 +64,9 @@ use zkpow::circuit::public::{domain, PublicInputs};
 use zkpow::circuit::sample::{genesis_accounts, random_transfers};
 use zkpow::circuit::{BatchWitness, Shape, StateTree};
 use zkpow::prover::worker::{run_worker, WorkerConfig};
-use zkpow::prover::{ProofOutput, ProofRequest, ProverBackend, ProverError, ProvingPool, ShapeKey};
+use zkpow::prover::{ProverBackend, ProverError, ProvingPool};
 use zkpow::token::BearerToken;
+use zkpow::wire::proof::{ProofOutput, ProofRequest, ShapeKey};
 
 const SHAPE: Shape = Shape::TEST;
 const ROLLUP: &str = "bench";

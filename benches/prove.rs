@@ -35,7 +35,8 @@ use zkpow::circuit::public::domain;
 use zkpow::circuit::sample::{genesis_accounts, random_transfers};
 use zkpow::circuit::{BatchCircuit, Shape, StateTree};
 use zkpow::prover::encoding::proof_to_bytes;
-use zkpow::prover::{Groth16Backend, ProofRequest, ProverBackend};
+use zkpow::prover::{Groth16Backend, ProverBackend};
+use zkpow::wire::proof::ProofRequest;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();

@@ -11,7 +11,8 @@ use crate::circuit::public::{domain, fr_to_hex};
 use crate::circuit::sample::{genesis_accounts, random_transfers};
 use crate::circuit::{Shape, StateTree};
 use crate::prover::encoding::vk_to_bytes;
-use crate::prover::{Groth16Backend, ProofRequest, ProverBackend};
+use crate::prover::{Groth16Backend, ProverBackend};
+use crate::wire::proof::ProofRequest;
 
 /// Where the forge tests place the rollup (with `deployCodeTo`), so the
 /// domain public input matches.

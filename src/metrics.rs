@@ -34,7 +34,7 @@ use prometheus::{
 
 use crate::circuit::Shape;
 use crate::config::Config;
-use crate::db::TaskKind;
+use crate::wire::task::TaskKind;
 
 /// Buckets of the duration histograms (seconds): from 10 ms (an aggregate
 /// merge, a verification) to four hours (a large batch proof on a slow
@@ -77,7 +77,7 @@ pub struct Family {
 }
 
 /// What an on-chain transaction of the sender is for (the outbox's own enum).
-pub use crate::db::TxPurpose;
+pub use crate::wire::tx::TxPurpose;
 
 /// A stage of a sequence's way from posting to verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

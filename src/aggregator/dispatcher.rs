@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 use super::provers::{InvalidOutcome, ProverInfo, ProverRegistry, RegistryConfig, RegistryError};
 use super::queue::{KindDepth, Lease, QueueConfig, QueueError, Requeued, TaskQueue};
 use crate::metrics::{self, RejectReason, ReturnReason};
-use crate::prover::ShapeKey;
+use crate::wire::proof::ShapeKey;
 use crate::wire::task::{normalize_vk_hash, NewTask, ProofPayload, Task, TaskId, TaskKind, TaskStatus};
 
 /// Checks a prover's result for a task. Called on a blocking thread, never

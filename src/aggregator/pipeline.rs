@@ -20,7 +20,7 @@ use crate::circuit::executor::apply_batch;
 use crate::circuit::{Account, Fr, Shape, StateTree};
 use crate::db::{self, AnyConnection, DbError, SequenceState};
 use crate::prover::encoding::PROOF_BYTES;
-use crate::prover::{ProofOutput, ProofRequest};
+use crate::wire::proof::{ProofOutput, ProofRequest};
 use crate::wire::task::{NewTask, ProofBundle, ProofPayload, TaskInput, TaskKind};
 
 /// What the pipeline needs to know about one rollup.

@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use crate::prover::ShapeKey;
+use crate::wire::proof::ShapeKey;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::circuit::Shape;
-use crate::prover::ShapeKey;
+use crate::wire::proof::ShapeKey;
 use crate::wire::task::{normalize_vk_hash, NewTask, Task, TaskId, TaskKind, TaskStatus};
 
 /// Queue settings. Serde-ready so it can hang under the daemon's config tree.

@@ -133,3 +133,9 @@ mod tests {
         assert!(matches!(other, DbError::Other(_)) && !other.is_transient());
     }
 }
+
+impl From<crate::wire::UnknownValue> for DbError {
+    fn from(e: crate::wire::UnknownValue) -> Self {
+        DbError::Invalid(e.to_string())
+    }
+}

@@ -2,17 +2,13 @@
 //! structs they are converted from. Conversions happen here so the rest of
 //! the crate never sees an `i64` batch number or an unchecked hash length.
 
-use std::fmt;
-use std::str::FromStr;
-
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use super::schema::*;
 use super::DbError;
 use crate::circuit::public::PublicInputs;
 use crate::circuit::{Account, BatchWitness};
-use crate::prover::ShapeKey;
+use crate::wire::proof::ShapeKey;
 
 /// A block hash, transaction hash, data hash or state root. Roots are the
 /// big-endian encoding of the field element (`circuit::public::fr_to_be`),
@@ -28,44 +24,9 @@ pub fn now_ms() -> Millis {
     i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// A closed set of lowercase strings stored in a TEXT column (with a CHECK
-/// constraint in the migrations, so the two lists must agree).
-macro_rules! text_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)+ }) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(rename_all = "lowercase")]
-        pub enum $name {
-            $($(#[$vmeta])* $variant,)+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text,)+
-                }
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = DbError;
-            fn from_str(s: &str) -> Result<Self, DbError> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    other => Err(DbError::Invalid(format!(concat!("unknown ", stringify!($name), " {:?}"), other))),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
+pub use crate::wire::task::{task_id, TaskKind};
+use crate::wire::text_enum;
+pub use crate::wire::tx::TxPurpose;
 
 text_enum! {
     /// Where a sequence is in its life, from the chain event to on-chain
@@ -97,37 +58,11 @@ impl SequenceState {
 }
 
 text_enum! {
-    TaskKind {
-        /// One batch proven from its witness.
-        Batch => "batch",
-        /// Two adjacent bundles merged.
-        Aggregate => "aggregate",
-        /// The contract payload for a whole sequence.
-        Final => "final",
-    }
-}
-
-text_enum! {
     TaskStatus {
         Queued => "queued",
         Leased => "leased",
         Done => "done",
         Failed => "failed",
-    }
-}
-
-text_enum! {
-    /// What a transaction of the sender does.
-    TxPurpose {
-        /// `submitProofHash`: step 1, within T1.
-        Commit => "commit",
-        /// `verifyBatches`: step 2, within T2.
-        Reveal => "reveal",
-        /// `claimReward` after the window.
-        Claim => "claim",
-        /// `settleNoProof`: releases a bond whose window ended without a
-        /// valid proof (ours, or another miner's for the settler share).
-        Settle => "settle",
     }
 }
 
@@ -155,12 +90,6 @@ text_enum! {
         Active => "active",
         Done => "done",
     }
-}
-
-/// The deterministic primary key of a proof task. Re-creating the same task
-/// after a restart therefore hits the same row instead of duplicating work.
-pub fn task_id(rollup: &str, kind: TaskKind, first_batch: u64, last_batch: u64) -> String {
-    format!("{rollup}/{kind}/{first_batch}-{last_batch}")
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

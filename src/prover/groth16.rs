@@ -7,10 +7,11 @@ use std::sync::Arc;
 use bls12_381::Bls12;
 
 use super::encoding::{proof_from_bytes, proof_to_bytes};
-use super::{ProofOutput, ProofRequest, ProverBackend, ProverError, ShapeKey};
+use super::{ProverBackend, ProverError};
 use crate::circuit::keys::{Keys, VerifierKey};
 use crate::circuit::public::PublicInputs;
 use crate::circuit::{BatchCircuit, Shape};
+use crate::wire::proof::{ProofOutput, ProofRequest, ShapeKey};
 
 /// Proves and verifies the shapes it holds parameters for.
 pub struct Groth16Backend {

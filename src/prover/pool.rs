@@ -13,9 +13,10 @@ use std::sync::Arc;
 
 use tokio::sync::{oneshot, Semaphore};
 
-use super::{ProofOutput, ProofRequest, ProverBackend, ProverError};
+use super::{ProverBackend, ProverError};
 use crate::circuit::public::PublicInputs;
 use crate::circuit::Shape;
+use crate::wire::proof::{ProofOutput, ProofRequest};
 
 type Job = Box<dyn FnOnce(&dyn ProverBackend) + Send>;
 
@@ -87,7 +88,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::prover::ShapeKey;
+    use crate::wire::proof::ShapeKey;
 
     /// Counts how many verifications run at once; proves nothing.
     #[derive(Default)]

@@ -27,13 +27,13 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::{ProverBackend, ProvingPool};
-use crate::aggregator::{ProofBundle, ProofPayload, TaskInput};
 use crate::token::BearerToken;
 use crate::wire::error::ErrorBody;
 use crate::wire::prover::{
     ClaimRequest, ClaimResponse, FailRequest, FailResponse, HeartbeatResponse, RegisterRequest, RegisterResponse,
     ReleaseResponse, SubmitResponse, TaskRef,
 };
+use crate::wire::task::{ProofBundle, ProofPayload, TaskInput};
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -570,7 +570,7 @@ impl Slot {
     }
 }
 
-/// The body of `/v1/prover/submit` ([`crate::api::prover::SubmitRequest`]
+/// The body of `/v1/prover/submit` ([`crate::wire::prover::SubmitRequest`]
 /// on the wire) with the result borrowed: serialized straight from the
 /// payload on each attempt instead of through a `serde_json::Value` that
 /// is built, cloned and serialized again (a measurable share of a
@@ -651,7 +651,8 @@ mod tests {
     use crate::api::ProverApi;
     use crate::circuit::public::PublicInputs;
     use crate::circuit::Shape;
-    use crate::prover::{ProofOutput, ProofRequest, ProverError, ShapeKey};
+    use crate::prover::ProverError;
+    use crate::wire::proof::{ProofOutput, ProofRequest, ShapeKey};
     use crate::wire::task::test_support::{aggregate, batch, final_, VK};
 
     const TOKEN: &str = "worker-test-token-0123456789";

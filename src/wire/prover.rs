@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::proof::ShapeKey;
 use super::task::TaskInput;
 use crate::circuit::Shape;
-use crate::prover::ShapeKey;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterRequest {

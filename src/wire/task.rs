@@ -10,17 +10,26 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::proof::{ProofOutput, ProofRequest};
 use crate::circuit::Shape;
-use crate::prover::{ProofOutput, ProofRequest};
 
 /// A task's stable identity, `"{rollup}/{kind}/{first}-{last}"`. Deterministic
 /// so that re-enqueueing the same work (after a restart, or by a supervisor
 /// that replays its plan) is recognised as the same task.
 pub type TaskId = String;
 
-/// The step of a sequence's proof tree a task computes: the same kind the
-/// database stores with each task row.
-pub use crate::db::TaskKind;
+super::text_enum! {
+    /// The step of a sequence's proof tree a task computes; the database
+    /// stores it with each task row.
+    TaskKind {
+        /// One batch proven from its witness.
+        Batch => "batch",
+        /// Two adjacent bundles merged.
+        Aggregate => "aggregate",
+        /// The contract payload for a whole sequence.
+        Final => "final",
+    }
+}
 
 impl TaskKind {
     /// Critical-path rank within one sequence, lower runs first: a Final
@@ -177,7 +186,12 @@ impl NewTask {
     }
 }
 
-pub use crate::db::task_id;
+/// A task's id: the deterministic primary key of its database row too, so
+/// re-creating the same task after a restart hits the same row instead of
+/// duplicating work.
+pub fn task_id(rollup: &str, kind: TaskKind, first_batch: u64, last_batch: u64) -> TaskId {
+    format!("{rollup}/{kind}/{first_batch}-{last_batch}")
+}
 
 /// A task as the queue keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]

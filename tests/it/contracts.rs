@@ -14,7 +14,8 @@ use zkpow::circuit::public::domain;
 use zkpow::circuit::sample::{genesis_accounts, random_transfers};
 use zkpow::circuit::{BatchWitness, Shape, StateTree};
 use zkpow::prover::encoding::vk_to_bytes;
-use zkpow::prover::{Groth16Backend, ProofRequest, ProverBackend};
+use zkpow::prover::{Groth16Backend, ProverBackend};
+use zkpow::wire::proof::ProofRequest;
 
 use crate::common::anvil::{block_number, mine, spawn, wallet};
 

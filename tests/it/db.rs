@@ -9,7 +9,7 @@ use zkpow::circuit::public::{fr_to_be, PublicInputs};
 use zkpow::circuit::sample::genesis_accounts;
 use zkpow::circuit::{apply_batch, batch, Fr, Shape, StateTree, Transfer};
 use zkpow::db::{self, *};
-use zkpow::prover::ShapeKey;
+use zkpow::wire::proof::ShapeKey;
 
 /// Generates, for each scenario `fn name(db: Db, url: &str)`, one test per
 /// backend: `db::sqlite::name` and `db::postgres::name`.

@@ -256,8 +256,8 @@ async fn garbage_prover(port: u16, vk_hash: &str, started: Instant) {
         }
         let claim: serde_json::Value = r.json().await.unwrap();
         assert_eq!(claim["kind"], "batch", "only batch tasks exist before any proof");
-        let req: zkpow::prover::ProofRequest = serde_json::from_value(claim["request"].clone()).unwrap();
-        let garbage = zkpow::prover::ProofOutput { proof: vec![1u8; 512], public: req.public_inputs() };
+        let req: zkpow::wire::proof::ProofRequest = serde_json::from_value(claim["request"].clone()).unwrap();
+        let garbage = zkpow::wire::proof::ProofOutput { proof: vec![1u8; 512], public: req.public_inputs() };
         let r = http
             .post(url("submit"))
             .header("authorization", auth)
