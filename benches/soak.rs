@@ -70,8 +70,9 @@ use zkpow::devnet::{
 };
 use zkpow::prover::encoding::{proof_to_bytes, vk_hash, vk_to_bytes};
 use zkpow::prover::worker::{run_worker, WorkerConfig};
-use zkpow::prover::{Groth16Verifier, ProofOutput, ProofRequest, ProverBackend, ProverError, ProvingPool, ShapeKey};
+use zkpow::prover::{Groth16Verifier, ProverBackend, ProverError, ProvingPool};
 use zkpow::token::BearerToken;
+use zkpow::wire::proof::{ProofOutput, ProofRequest, ShapeKey};
 
 const SHAPE: Shape = Shape::TEST;
 const ROLLUP_NAME: &str = "soak";
@@ -425,20 +426,27 @@ struct Sample {
     posted: usize,
     verified: usize,
     rss_mb: f64,
+    /// The anonymous part of the RSS (heap, stacks): what a leak grows.
+    /// The rest is mostly the binary's pages, touched once.
+    anon_mb: f64,
     db_mb: f64,
     wal_mb: f64,
     tasks: Option<i64>,
 }
 
-fn rss_mb(pid: u32) -> anyhow::Result<f64> {
+/// (VmRSS, RssAnon) of a process, in MB.
+fn rss_mb(pid: u32) -> anyhow::Result<(f64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc/<pid>/status")?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("no VmRSS line")?;
-    Ok(kb / 1024.0)
+    let field = |name: &str| -> anyhow::Result<f64> {
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("no {name} line in /proc/{pid}/status"))?;
+        Ok(kb / 1024.0)
+    };
+    Ok((field("VmRSS:")?, field("RssAnon:")?))
 }
 
 fn file_mb(path: &Path) -> f64 {
@@ -535,12 +543,14 @@ async fn drive(args: &Args, net: &mut Network, started: Instant, limit: Duration
     let mut last_progress = Instant::now();
     let (db_file, wal_file) = (net.db_file.clone(), net.db_file.with_extension("db-wal"));
     let sample = |label: String, posted: usize, verified: usize, tasks: Option<i64>| -> anyhow::Result<Sample> {
+        let (rss_mb, anon_mb) = rss_mb(pid)?;
         Ok(Sample {
             label,
             elapsed_s: started.elapsed().as_secs_f64(),
             posted,
             verified,
-            rss_mb: rss_mb(pid)?,
+            rss_mb,
+            anon_mb,
             db_mb: file_mb(&db_file),
             wal_mb: file_mb(&wal_file),
             tasks,
@@ -560,10 +570,11 @@ async fn drive(args: &Args, net: &mut Network, started: Instant, limit: Duration
             let (tasks, _) = tasks_in_memory(&client, net.api_port).await?;
             let s = sample(format!("{} verified", (samples.len() + 1) * args.every), posted.len(), verified, tasks)?;
             eprintln!(
-                "  {}: {:.0} s, RSS {:.1} MB, database {:.2} MB + WAL {:.2} MB, tasks {}",
+                "  {}: {:.0} s, RSS {:.1} MB (anonymous {:.1} MB), database {:.2} MB + WAL {:.2} MB, tasks {}",
                 s.label,
                 s.elapsed_s,
                 s.rss_mb,
+                s.anon_mb,
                 s.db_mb,
                 s.wal_mb,
                 s.tasks.map_or("–".into(), |t| t.to_string())
@@ -671,22 +682,24 @@ fn report(args: &Args, o: &Outcome, date: &str, load_start: &str) -> (String, bo
         o.rewarded
     );
     s += &format!("- tasks: `{}` summed over its labels\n\n", o.tasks_metric);
-    s += "| sample | elapsed s | posted | verified | aggregator RSS MB | database MB | WAL MB | tasks in memory |\n";
-    s += "|---|---|---|---|---|---|---|---|\n";
+    s += "| sample | elapsed s | posted | verified | aggregator RSS MB | of it anonymous MB | database MB | WAL MB | tasks in memory |\n";
+    s += "|---|---|---|---|---|---|---|---|---|\n";
     for x in &o.samples {
         s += &format!(
-            "| {} | {:.0} | {} | {} | {:.1} | {:.2} | {:.2} | {} |\n",
+            "| {} | {:.0} | {} | {} | {:.1} | {:.1} | {:.2} | {:.2} | {} |\n",
             x.label,
             x.elapsed_s,
             x.posted,
             x.verified,
             x.rss_mb,
+            x.anon_mb,
             x.db_mb,
             x.wal_mb,
             x.tasks.map_or("–".into(), |t| t.to_string())
         );
     }
     let rss = growth_per_1000(&o.samples, |x| x.rss_mb);
+    let anon = growth_per_1000(&o.samples, |x| x.anon_mb);
     let db = growth_per_1000(&o.samples, |x| x.db_mb + x.wal_mb);
     let tasks = growth_per_1000(&o.samples, |x| x.tasks.unwrap_or(0) as f64);
     let met = |g: Option<f64>| g.is_some_and(|g| g < GOAL_MB_PER_1000);
