@@ -94,13 +94,15 @@ struct Args {
     /// A sample every this many verified sequences.
     #[arg(long, default_value_t = 250)]
     every: usize,
-    /// Seconds between blocks.
-    #[arg(long, default_value_t = 0.5)]
+    /// Seconds between blocks: about one verification per block, so 2,000
+    /// sequences take a quarter of an hour.
+    #[arg(long, default_value_t = 0.3)]
     block_time: f64,
-    /// Commit phase and reveal phase of a window, in blocks.
+    /// Commit phase and reveal phase of a window, in blocks. The reveal
+    /// phase is 6 s: a loaded machine's aggregator still reveals in time.
     #[arg(long, default_value_t = 6)]
     t1: u32,
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 20)]
     t2: u32,
     /// At most this many sequences posted and not yet verified.
     #[arg(long, default_value_t = 16)]
