@@ -52,7 +52,7 @@ struct Kill {
     outbox_rows: usize,
 }
 
-/// Sequences posted but not yet verified on chain, over both rollups.
+/// Batches posted but not yet verified on chain, over both rollups.
 async fn in_flight(rollups: &[(&Onchain, u64)]) -> u64 {
     let mut n = 0;
     for (on, last_posted) in rollups {
@@ -135,8 +135,8 @@ async fn random_sigkills_of_the_aggregator_lose_nothing_and_send_nothing_twice()
     eprintln!("{} kills done at {:.1} s; draining", kills.len(), started.elapsed().as_secs_f64());
 
     // The kills hit work in progress, not an idle daemon: most of them
-    // found batches unverified on chain, and they spanned the outbox's
-    // growth (some before the first transaction, some after).
+    // found batches unverified on chain, and transactions went out between
+    // the first kill and the last.
     let busy = kills.iter().filter(|k| k.in_flight > 0).count();
     assert!(busy * 2 >= kills.len(), "only {busy} of {} kills found work in flight", kills.len());
     let (first, last) = (kills.first().unwrap(), kills.last().unwrap());
