@@ -712,10 +712,11 @@ fn report(args: &Args, o: &Outcome, date: &str, load_start: &str) -> (String, bo
         Some(_) => "**not met**",
     };
     s += &format!(
-        "\nGrowth per 1,000 verified sequences (least squares over the samples after the first): RSS {} MB ({}), \
-         database + WAL {} MB ({}), tasks {}. Goal: under {GOAL_MB_PER_1000} MB.\n",
+        "\nGrowth per 1,000 verified sequences (least squares over the samples after the first): RSS {} MB ({}; \
+         anonymous {} MB), database + WAL {} MB ({}), tasks {}. Goal: under {GOAL_MB_PER_1000} MB.\n",
         fmt_growth(rss),
         verdict(rss),
+        fmt_growth(anon),
         fmt_growth(db),
         verdict(db),
         fmt_growth(tasks)
