@@ -281,6 +281,9 @@ pub struct Metrics {
     pub failover_epoch: IntGauge,
     pub failover_takeovers_total: IntCounter,
     pub failover_renew_failures_total: IntCounter,
+
+    pub sender_cache_depth: IntGaugeVec,
+    pub sender_actors: IntGaugeVec,
 }
 
 /// Declares families into a registry and keeps the list of declarations.
@@ -562,6 +565,17 @@ impl Metrics {
                 "Renewals of the aggregator lease that failed (the database did not answer); the term lapses if they go on.",
             ),
 
+            sender_cache_depth: d.gauge_vec(
+                "zkpow_sender_cache_depth",
+                "Sequences in each of the sender's priority caches (final_proof_msg: to commit, monit_ph_tx: commit in flight or waiting for T2, proof_hash: to reveal, claim or settle).",
+                &["chain", "cache"],
+            ),
+            sender_actors: d.gauge_vec(
+                "zkpow_sender_actors",
+                "Live actors of the proof manager and sender, by kind (hash_committer, commit_monitor, proof_revealer, proof_manager, resend).",
+                &["chain", "kind"],
+            ),
+
             registry: d.registry,
             families: d.families,
         };
@@ -645,6 +659,12 @@ impl Metrics {
             self.chain_head_block.with_label_values(&[chain]);
             self.chain_processed_block.with_label_values(&[chain]);
             self.chain_lag_blocks.with_label_values(&[chain]);
+            for cache in SENDER_CACHES {
+                self.sender_cache_depth.with_label_values(&[chain, cache]);
+            }
+            for kind in SENDER_ACTORS {
+                self.sender_actors.with_label_values(&[chain, kind]);
+            }
             for m in RPC_METHODS {
                 for k in RpcErrorKind::ALL {
                     self.chain_rpc_errors_total.with_label_values(&[chain, m, k.as_str()]);
@@ -941,6 +961,29 @@ pub fn failover_renew_failed() {
     get().failover_renew_failures_total.inc();
 }
 
+// ---- the proof manager and sender's actors --------------------------------
+
+/// The `cache` label values: the sender's three priority caches.
+pub const SENDER_CACHES: &[&str] = &["final_proof_msg", "monit_ph_tx", "proof_hash"];
+
+/// The `kind` label values of `zkpow_sender_actors`.
+pub const SENDER_ACTORS: &[&str] = &["hash_committer", "commit_monitor", "proof_revealer", "proof_manager", "resend"];
+
+/// `cache` of `chain` holds `depth` sequences.
+pub fn sender_cache_depth(chain: &str, cache: &str, depth: usize) {
+    get().sender_cache_depth.with_label_values(&[chain, cache]).set(i64::try_from(depth).unwrap_or(i64::MAX));
+}
+
+/// An actor of the proof manager or sender started.
+pub fn sender_actor_started(chain: &str, kind: &str) {
+    get().sender_actors.with_label_values(&[chain, kind]).inc();
+}
+
+/// An actor of the proof manager or sender stopped.
+pub fn sender_actor_stopped(chain: &str, kind: &str) {
+    get().sender_actors.with_label_values(&[chain, kind]).dec();
+}
+
 /// `zkpow_`-prefixed metric names a text (a dashboard, a rule file) refers
 /// to, with the `_bucket`, `_sum` and `_count` series of histograms reduced
 /// to the family name when `histograms` holds it.
@@ -983,8 +1026,10 @@ mod tests {
 
     /// Label names that keep cardinality low; anything else must be argued
     /// for here.
-    const ALLOWED_LABELS: &[&str] =
-        &["rollup", "chain", "kind", "outcome", "reason", "method", "shape", "state", "stage", "purpose", "op"];
+    /// `cache` names one of the sender's three caches.
+    const ALLOWED_LABELS: &[&str] = &[
+        "rollup", "chain", "kind", "outcome", "reason", "method", "shape", "state", "stage", "purpose", "op", "cache",
+    ];
 
     #[test]
     fn families_follow_the_naming_rules() {

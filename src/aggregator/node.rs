@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use super::dispatcher::{Dispatcher, DispatcherConfig, DispatcherHandle};
 use super::generator::{GeneratorCtx, ProofGenerator, ProofRouter, Registry, Wake};
 use super::ha::{self, Role};
-use super::manager::{ChainSender, SenderRollup, MAX_BACKOFF};
+use super::manager::{self, SenderRollup, MAX_BACKOFF};
 use super::pause::PauseSwitch;
 use super::pipeline::{self, RollupCtx};
 use super::provers::RegistryConfig;
@@ -300,9 +300,7 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
                 cfg.sender.clone(),
             )
             .with_fence(fence.clone());
-            tracing::info!(chain = %chain.name, miner = %tm.address(), rollups = mine.len(), "sender started");
-            let sender = ChainSender::new(db.clone(), Arc::new(tm), mine, cfg.sender.clone(), pause.clone());
-            actix_rt::spawn(sender.run(poll, shutdown.clone()));
+            manager::start_chain(db.clone(), tm, mine, cfg.sender.clone(), pause.clone(), poll, shutdown.clone());
         }
     } else {
         tracing::warn!("sender.enabled = false: proofs are not submitted on chain");

@@ -8,7 +8,6 @@ use super::schema::*;
 use super::DbError;
 use crate::circuit::public::PublicInputs;
 use crate::circuit::{Account, BatchWitness};
-use crate::wire::proof::ShapeKey;
 
 /// A block hash, transaction hash, data hash or state root. Roots are the
 /// big-endian encoding of the field element (`circuit::public::fr_to_be`),
@@ -216,9 +215,6 @@ pub struct ProofTask {
     pub last_batch: u64,
     pub init_batch: u64,
     pub status: TaskStatus,
-    /// Set exactly while `status` is `Leased`.
-    pub lease_holder: Option<String>,
-    pub lease_expires_at: Option<Millis>,
     /// Leases handed out so far.
     pub attempts: u32,
     pub last_error: Option<String>,
@@ -253,35 +249,6 @@ pub enum Completion {
     Completed,
     /// The task was already done; the offered proof was not stored.
     AlreadyDone,
-}
-
-/// What a prover announces when it registers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProverInfo {
-    pub id: String,
-    pub name: String,
-    pub version: String,
-    pub shapes: Vec<ShapeKey>,
-    pub threads: u32,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Prover {
-    pub id: String,
-    pub name: String,
-    pub version: String,
-    pub shapes: Vec<ShapeKey>,
-    pub threads: u32,
-    pub registered_at: Millis,
-    pub last_seen_at: Millis,
-    pub invalid_proofs: u32,
-    pub quarantined_until: Option<Millis>,
-}
-
-impl Prover {
-    pub fn is_quarantined(&self, now: Millis) -> bool {
-        self.quarantined_until.is_some_and(|until| now < until)
-    }
 }
 
 // ---- conversions between API values and column values ----
@@ -430,8 +397,6 @@ pub(crate) struct ProofTaskRow {
     pub last_batch: i64,
     pub init_batch: i64,
     pub status: String,
-    pub lease_holder: Option<String>,
-    pub lease_expires_at: Option<i64>,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub created_at: i64,
@@ -449,8 +414,6 @@ impl TryFrom<ProofTaskRow> for ProofTask {
             last_batch: from_db(r.last_batch, "last batch")?,
             init_batch: from_db(r.init_batch, "init batch")?,
             status: r.status.parse()?,
-            lease_holder: r.lease_holder,
-            lease_expires_at: r.lease_expires_at,
             attempts: count_from_db(r.attempts, "attempts")?,
             last_error: r.last_error,
             created_at: r.created_at,
@@ -479,38 +442,6 @@ impl TryFrom<ProofRow> for Proof {
             public_inputs: serde_json::from_str(&r.public_inputs)?,
             prover: r.prover,
             created_at: r.created_at,
-        })
-    }
-}
-
-#[derive(Queryable, Selectable, Insertable)]
-#[diesel(table_name = provers)]
-#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
-pub(crate) struct ProverRow {
-    pub id: String,
-    pub name: String,
-    pub version: String,
-    pub shapes: String,
-    pub threads: i32,
-    pub registered_at: i64,
-    pub last_seen_at: i64,
-    pub invalid_proofs: i32,
-    pub quarantined_until: Option<i64>,
-}
-
-impl TryFrom<ProverRow> for Prover {
-    type Error = DbError;
-    fn try_from(r: ProverRow) -> Result<Self, DbError> {
-        Ok(Prover {
-            id: r.id,
-            name: r.name,
-            version: r.version,
-            shapes: serde_json::from_str(&r.shapes)?,
-            threads: count_from_db(r.threads, "threads")?,
-            registered_at: r.registered_at,
-            last_seen_at: r.last_seen_at,
-            invalid_proofs: count_from_db(r.invalid_proofs, "invalid proofs")?,
-            quarantined_until: r.quarantined_until,
         })
     }
 }
@@ -816,24 +747,5 @@ mod tests {
         assert!(matches!(count_from_db(-1, "x"), Err(DbError::Invalid(_))));
         assert_eq!(hash_from_db(vec![1; 32], "h").unwrap(), [1; 32]);
         assert!(matches!(hash_from_db(vec![1; 31], "h"), Err(DbError::Invalid(_))));
-    }
-
-    #[test]
-    fn quarantine_is_a_half_open_interval() {
-        let mut p = Prover {
-            id: "p".into(),
-            name: "n".into(),
-            version: "v".into(),
-            shapes: vec![],
-            threads: 1,
-            registered_at: 0,
-            last_seen_at: 0,
-            invalid_proofs: 0,
-            quarantined_until: None,
-        };
-        assert!(!p.is_quarantined(10));
-        p.quarantined_until = Some(20);
-        assert!(p.is_quarantined(19));
-        assert!(!p.is_quarantined(20));
     }
 }

@@ -57,8 +57,6 @@ diesel::table! {
         last_batch -> BigInt,
         init_batch -> BigInt,
         status -> Text,
-        lease_holder -> Nullable<Text>,
-        lease_expires_at -> Nullable<BigInt>,
         attempts -> Integer,
         last_error -> Nullable<Text>,
         created_at -> BigInt,
@@ -73,20 +71,6 @@ diesel::table! {
         public_inputs -> Text,
         prover -> Nullable<Text>,
         created_at -> BigInt,
-    }
-}
-
-diesel::table! {
-    provers (id) {
-        id -> Text,
-        name -> Text,
-        version -> Text,
-        shapes -> Text,
-        threads -> Integer,
-        registered_at -> BigInt,
-        last_seen_at -> BigInt,
-        invalid_proofs -> Integer,
-        quarantined_until -> Nullable<BigInt>,
     }
 }
 
@@ -171,7 +155,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     rollup_states,
     proof_tasks,
     proofs,
-    provers,
     submissions,
     chain_txs,
     booked_events,

@@ -5,14 +5,12 @@
 mod chain;
 pub mod lease;
 mod outbox;
-mod provers;
 mod sequences;
 mod state;
 mod tasks;
 
 pub use chain::*;
 pub use outbox::*;
-pub use provers::*;
 pub use sequences::*;
 pub use state::*;
 pub use tasks::*;

@@ -3,8 +3,10 @@
 //! submission (commit the proof hash within T1, reveal the proof within T2,
 //! claim the reward after the window, settle a commit that holds our bond
 //! without a valid proof). A plain function of its inputs, so every rule is
-//! unit-tested here; [`super::manager`] reads the inputs and carries the step
-//! out.
+//! unit-tested here. It is the one rule book of the sender: each of the
+//! three stage actors ([`super`]) reads the inputs, asks [`decide`], and
+//! either carries the step out or hands the sequence to the stage it
+//! belongs to ([`super::stage`]).
 //!
 //! Protocol v2 pipelines windows: every proven, unverified sequence is
 //! committed to as soon as its window takes commits, whatever the state of
