@@ -6,7 +6,7 @@ export ZKPOW_TEST_PARAMS_DIR ?= $(CURDIR)/target/zkpow-params
 include mk/evm.mk
 include mk/dashboards.mk
 
-.PHONY: services all build test test-rust run bench bench-prove bench-dispatch bench-throughput fmt lint clean fixtures setup-test-keys
+.PHONY: services all build test test-rust run bench bench-prove bench-dispatch bench-throughput bench-soak fmt lint clean fixtures setup-test-keys
 
 all: build
 
@@ -41,9 +41,9 @@ run: tools
 	$(CARGO) run --release -- devnet $(DEVNET_ARGS)
 
 ## Proving/verification benchmark (and prover scaling), the dispatcher
-## benchmark, the gas table and the on-chain throughput benchmark
-## (docs/BENCHMARKS.md).
-bench: bench-prove bench-dispatch forge-gas bench-throughput
+## benchmark, the gas table, the on-chain throughput benchmark and the soak
+## run (docs/BENCHMARKS.md).
+bench: bench-prove bench-dispatch forge-gas bench-throughput bench-soak
 
 bench-prove:
 	$(CARGO) bench --bench prove
@@ -65,6 +65,17 @@ BENCH_THROUGHPUT_ARGS ?=
 bench-throughput: tools
 	$(CARGO) build --release --bin zkpow
 	ANVIL=$(ANVIL) $(CARGO) bench --bench throughput -- $(BENCH_THROUGHPUT_ARGS)
+
+## Soak run: 2,000 sequences through the real aggregator, chain and
+## contracts with a benchmark-only trapdoor prover; the aggregator's RSS,
+## database size and in-memory task count every 250 verified sequences
+## (tables in target/bench-soak.md). Options, e.g.:
+## make bench-soak BENCH_SOAK_ARGS="--sequences 500 --every 100"
+## make bench-soak BENCH_SOAK_ARGS="--smoke"   (10 sequences, about a minute)
+BENCH_SOAK_ARGS ?=
+bench-soak: tools
+	$(CARGO) build --release --bin zkpow
+	ANVIL=$(ANVIL) $(CARGO) bench --bench soak -- $(BENCH_SOAK_ARGS)
 
 ## Regenerates the real-proof fixture the forge tests read.
 fixtures:

@@ -5,6 +5,7 @@ mod db;
 mod devnet;
 mod failover;
 mod pipeline;
+mod random_kills;
 mod sender;
 mod txmanager;
 mod watcher;
