@@ -38,12 +38,12 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use zkpow::circuit::batch::encode;
 use zkpow::circuit::batch_circuit::ConstraintCount;
+use zkpow::circuit::encoding::proof_to_bytes;
 use zkpow::circuit::executor::apply_batch;
 use zkpow::circuit::keys::{cached_test_keys, test_params_dir, Keys};
 use zkpow::circuit::public::domain;
 use zkpow::circuit::sample::{genesis_accounts, random_transfers};
 use zkpow::circuit::{BatchCircuit, BatchWitness, Shape, StateTree, Transfer, Version};
-use zkpow::prover::encoding::proof_to_bytes;
 use zkpow::prover::{Groth16Backend, ProverBackend};
 use zkpow::wire::proof::ProofRequest;
 
@@ -272,7 +272,7 @@ fn compare(shapes: &[Shape], runs: usize) -> anyhow::Result<()> {
         }
         let peak = peak_mib();
         let out = out.expect("at least one run");
-        let raw_proof = zkpow::prover::encoding::proof_from_bytes(&out.proof)?;
+        let raw_proof = zkpow::circuit::encoding::proof_from_bytes(&out.proof)?;
         let inputs = public.to_vec();
         let mut v_ours = Vec::new();
         let mut v_raw = Vec::new();

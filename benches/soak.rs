@@ -56,6 +56,7 @@ use tokio::sync::watch;
 use zkpow::chain::bindings::{MinerDeposit, ZkPowRollup};
 use zkpow::chain::deploy::{check_eip2537, deploy_as, fund_rewards, RollupParams};
 use zkpow::chain::root_to_b256;
+use zkpow::circuit::encoding::{proof_to_bytes, vk_hash, vk_to_bytes};
 use zkpow::circuit::keys::{vk_path, VerifierKey, VkFile};
 use zkpow::circuit::public::PublicInputs;
 use zkpow::circuit::sample::genesis_accounts;
@@ -68,7 +69,6 @@ use zkpow::devnet::{
     genesis_path, spawn_miner, write_miner_config, MinerRollup, MinerSetup, ETHER, GENESIS_ACCOUNTS, GENESIS_BALANCE,
     OWNER_ACCOUNT, SEQUENCER_ACCOUNT,
 };
-use zkpow::prover::encoding::{proof_to_bytes, vk_hash, vk_to_bytes};
 use zkpow::prover::worker::{run_worker, WorkerConfig};
 use zkpow::prover::{Groth16Verifier, ProverBackend, ProverError, ProvingPool};
 use zkpow::token::BearerToken;

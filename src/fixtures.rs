@@ -5,12 +5,12 @@
 use serde::Serialize;
 
 use crate::circuit::batch::encode;
+use crate::circuit::encoding::vk_to_bytes;
 use crate::circuit::executor::apply_batch;
 use crate::circuit::keys::Keys;
 use crate::circuit::public::{domain, fr_to_hex};
 use crate::circuit::sample::{genesis_accounts, random_transfers};
 use crate::circuit::{Shape, StateTree};
-use crate::prover::encoding::vk_to_bytes;
 use crate::prover::{Groth16Backend, ProverBackend};
 use crate::wire::proof::ProofRequest;
 

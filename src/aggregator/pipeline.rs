@@ -16,10 +16,10 @@ use sha2::{Digest, Sha256};
 use super::dispatcher::ProofAccepted;
 use super::generator::plan::{self, Range};
 use crate::chain::watcher::PostedSequence;
+use crate::circuit::encoding::PROOF_BYTES;
 use crate::circuit::executor::apply_batch;
 use crate::circuit::{Account, Fr, Shape, StateTree};
 use crate::db::{self, AnyConnection, DbError, SequenceState};
-use crate::prover::encoding::PROOF_BYTES;
 use crate::wire::proof::{ProofOutput, ProofRequest};
 use crate::wire::task::{NewTask, ProofBundle, ProofPayload, TaskInput, TaskKind};
 

@@ -29,8 +29,8 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::batch_circuit::BatchCircuit;
+use super::encoding::{self, EncodingError};
 use super::{Shape, Version, CIRCUIT_VERSION};
-use crate::prover::encoding::{self, EncodingError};
 
 const MAGIC: &[u8; 8] = b"ZKPOWPRM";
 const FORMAT: u32 = 1;

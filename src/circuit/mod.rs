@@ -1,5 +1,6 @@
 //! The transfer-rollup batch circuit, its gadgets, the account tree, the
-//! canonical batch encoding and the native executor that produces witnesses.
+//! canonical batch encoding, the native executor that produces witnesses,
+//! the keys, and the EIP-2537 encodings of proofs and verifying keys.
 //!
 //! A circuit *shape* is (K transfers per batch, tree depth D); each shape has
 //! its own Groth16 keys. The circuit *version* ([`Version`]) says how the
@@ -7,6 +8,7 @@
 
 pub mod batch;
 pub mod batch_circuit;
+pub mod encoding;
 pub mod executor;
 pub mod gadgets;
 pub mod keys;

@@ -14,11 +14,11 @@ use anyhow::Context;
 use crate::aggregator::node::load_genesis;
 use crate::chain::deploy::{check_eip2537, deploy_as, Deployment, RollupParams};
 use crate::chain::{load_signer, root_to_b256};
+use crate::circuit::encoding::vk_to_bytes;
 use crate::circuit::keys::VerifierKey;
 use crate::circuit::sample::genesis_accounts;
 use crate::circuit::{Shape, StateTree};
 use crate::config::{ChainConfig, Config};
-use crate::prover::encoding::vk_to_bytes;
 
 #[derive(Debug, Clone, clap::Args)]
 #[command(group(clap::ArgGroup::new("key").required(true).args(["key_file", "key_env"])))]

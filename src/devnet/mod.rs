@@ -50,10 +50,10 @@ use crate::aggregator::node::load_genesis;
 use crate::chain::bindings::MinerDeposit;
 use crate::chain::deploy::{check_eip2537, deploy_as, RollupParams};
 use crate::chain::root_to_b256;
+use crate::circuit::encoding::vk_to_bytes;
 use crate::circuit::keys::Keys;
 use crate::circuit::sample::genesis_accounts;
 use crate::circuit::{Account, Shape, StateTree};
-use crate::prover::encoding::vk_to_bytes;
 
 pub const ETHER: u128 = 1_000_000_000_000_000_000;
 

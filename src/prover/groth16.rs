@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use bls12_381::Bls12;
 
-use super::encoding::{proof_from_bytes, proof_to_bytes};
 use super::{ProverBackend, ProverError};
+use crate::circuit::encoding::{proof_from_bytes, proof_to_bytes};
 use crate::circuit::keys::{Keys, VerifierKey};
 use crate::circuit::public::PublicInputs;
 use crate::circuit::{BatchCircuit, Shape};
@@ -92,11 +92,11 @@ impl Groth16Verifier {
 mod tests {
     use super::*;
     use crate::circuit::batch::encode;
+    use crate::circuit::encoding::PROOF_BYTES;
     use crate::circuit::executor::apply_batch;
     use crate::circuit::keys::{cached_test_keys, test_params_dir};
     use crate::circuit::public::domain;
     use crate::circuit::{Account, StateTree, Transfer};
-    use crate::prover::encoding::PROOF_BYTES;
     use ff::Field;
 
     fn request() -> ProofRequest {

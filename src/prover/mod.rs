@@ -2,7 +2,6 @@
 //! built-in Groth16 backend, the bounded pool that keeps proving off the
 //! async runtime, and how a prover process sizes its proofs and threads.
 //! What goes in and comes out of a proof is in [`crate::wire::proof`].
-pub mod encoding;
 pub mod groth16;
 pub mod pool;
 pub mod sizing;
@@ -26,7 +25,7 @@ pub enum ProverError {
     #[error("the witness does not satisfy the circuit (the proof does not verify)")]
     UnsatisfiedWitness,
     #[error("malformed proof: {0}")]
-    Encoding(#[from] encoding::EncodingError),
+    Encoding(#[from] crate::circuit::encoding::EncodingError),
     #[error("invalid proof: {0}")]
     Invalid(String),
     #[error("proving pool is shut down")]

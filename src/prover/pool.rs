@@ -110,7 +110,15 @@ mod tests {
         fn verify(&self, _: Shape, _: &[u8], _: &PublicInputs) -> Result<(), ProverError> {
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.peak.fetch_max(now, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(5));
+            // Hold on until a second job runs too (or a while passed), so
+            // the peak shows what the pool allows, not how the threads were
+            // scheduled on a loaded machine.
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            while self.running.load(Ordering::SeqCst) < 2 && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            self.peak.fetch_max(self.running.load(Ordering::SeqCst), Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(2));
             self.running.fetch_sub(1, Ordering::SeqCst);
             Ok(())
         }

@@ -8,12 +8,12 @@ use zkpow::chain::bindings::{MinerDeposit, ZkPowRollup};
 use zkpow::chain::deploy::{deploy, Deployment, RollupParams};
 use zkpow::chain::{address_bytes, proof_hash, root_to_b256};
 use zkpow::circuit::batch::encode;
+use zkpow::circuit::encoding::vk_to_bytes;
 use zkpow::circuit::executor::apply_batch;
 use zkpow::circuit::keys::cached_test_keys;
 use zkpow::circuit::public::domain;
 use zkpow::circuit::sample::{genesis_accounts, random_transfers};
 use zkpow::circuit::{BatchWitness, Shape, StateTree};
-use zkpow::prover::encoding::vk_to_bytes;
 use zkpow::prover::{Groth16Backend, ProverBackend};
 use zkpow::wire::proof::ProofRequest;
 

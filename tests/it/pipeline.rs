@@ -13,12 +13,12 @@ use zkpow::chain::bindings::{Groth16BatchVerifier, ZkPowRollup};
 use zkpow::chain::deploy::{deploy, RollupParams};
 use zkpow::chain::root_to_b256;
 use zkpow::circuit::batch::encode;
+use zkpow::circuit::encoding::vk_to_bytes;
 use zkpow::circuit::executor::apply_batch;
 use zkpow::circuit::keys::{cached_test_keys, test_params_dir};
 use zkpow::circuit::sample::{genesis_accounts, random_transfers};
 use zkpow::circuit::{Shape, StateTree};
 use zkpow::db::{self, Db, SequenceState};
-use zkpow::prover::encoding::vk_to_bytes;
 
 use crate::common::anvil::{spawn, wallet};
 use crate::common::procs::{free_port, log_tail, zkpow};

@@ -7,9 +7,9 @@ use zkpow::chain::bindings::ZkPowRollup;
 use zkpow::chain::deploy::{deploy, RollupParams};
 use zkpow::chain::root_to_b256;
 use zkpow::chain::watcher::{Cursor, Poll, PostedSequence, Watcher};
+use zkpow::circuit::encoding::vk_to_bytes;
 use zkpow::circuit::keys::cached_test_keys;
 use zkpow::circuit::{Shape, StateTree};
-use zkpow::prover::encoding::vk_to_bytes;
 
 use crate::common::anvil::{mine, spawn, wallet};
 

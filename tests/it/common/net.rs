@@ -14,12 +14,12 @@ use zkpow::chain::bindings::{MinerDeposit, ZkPowRollup};
 use zkpow::chain::deploy::{deploy, Deployment, RollupParams};
 use zkpow::chain::root_to_b256;
 use zkpow::circuit::batch::encode;
+use zkpow::circuit::encoding::vk_to_bytes;
 use zkpow::circuit::executor::apply_batch;
 use zkpow::circuit::keys::{cached_test_keys, test_params_dir};
 use zkpow::circuit::sample::{genesis_accounts, random_transfers};
 use zkpow::circuit::{Account, Shape, StateTree};
 use zkpow::db::{self, Db, SubmissionStatus, TxStatus};
-use zkpow::prover::encoding::vk_to_bytes;
 
 use super::anvil::{anvil_path, signer, wallet};
 use super::procs::{log_tail, zkpow, Proc};
