@@ -254,7 +254,7 @@ enum PathLevel {
         b1: Expr,
         /// `b0 * b1`, allocated once per account and level.
         b01: Expr,
-        siblings: [Expr; 3],
+        siblings: Box<[Expr; 3]>,
     },
 }
 
@@ -281,7 +281,7 @@ fn account_path<CS: ConstraintSystem<Fr>>(
         out.push(match level.arity {
             2 => PathLevel::Binary { bit: bits[0].clone(), sibling: sibling(&mut cs)? },
             _ => {
-                let siblings = [sibling(&mut cs)?, sibling(&mut cs)?, sibling(&mut cs)?];
+                let siblings = Box::new([sibling(&mut cs)?, sibling(&mut cs)?, sibling(&mut cs)?]);
                 let (b0, b1) = (bool_expr(&bits[0]), bool_expr(&bits[1]));
                 let b01 = b0.mul(cs.namespace(|| format!("level {l} b0*b1")), &b1)?;
                 PathLevel::Quaternary { b0, b1, b01, siblings }
