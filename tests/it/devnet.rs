@@ -114,14 +114,16 @@ struct ManifestRollup {
 /// The two full devnets (two chains, two miners, provers each) do not run
 /// at once: together on 2 cores they starve each other's proofs past the
 /// windows and bounds these tests check.
-fn one_devnet_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static DEVNET: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    DEVNET.lock().unwrap_or_else(|p| p.into_inner())
+/// An async lock: the guard is held across the tests' awaits, and a test
+/// that failed must not poison it for the other.
+async fn one_devnet_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static DEVNET: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    DEVNET.lock().await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn devnet_verifies_on_both_chains_rewards_both_miners_and_resumes() {
-    let _one = one_devnet_at_a_time();
+    let _one = one_devnet_at_a_time().await;
     // The devnet reuses the test suite's cached parameters.
     cached_test_keys(Shape { k: 2, d: 4 }).unwrap();
     cached_test_keys(Shape { k: 2, d: 5 }).unwrap();
@@ -232,7 +234,7 @@ async fn devnet_verifies_on_both_chains_rewards_both_miners_and_resumes() {
 /// too, not only through the devnet's own summary.
 #[tokio::test(flavor = "multi_thread")]
 async fn devnet_chaos_run_restarts_killed_miners_and_loses_nothing() {
-    let _one = one_devnet_at_a_time();
+    let _one = one_devnet_at_a_time().await;
     cached_test_keys(Shape { k: 2, d: 4 }).unwrap();
     cached_test_keys(Shape { k: 2, d: 5 }).unwrap();
     let tmp = tempfile::tempdir().unwrap();
