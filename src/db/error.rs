@@ -112,6 +112,12 @@ impl From<serde_json::Error> for DbError {
     }
 }
 
+impl From<crate::wire::UnknownValue> for DbError {
+    fn from(e: crate::wire::UnknownValue) -> Self {
+        DbError::Invalid(e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,11 +137,5 @@ mod tests {
         assert!(db(DatabaseErrorKind::Unknown, "deadlock detected").is_transient());
         let other = db(DatabaseErrorKind::Unknown, "syntax error");
         assert!(matches!(other, DbError::Other(_)) && !other.is_transient());
-    }
-}
-
-impl From<crate::wire::UnknownValue> for DbError {
-    fn from(e: crate::wire::UnknownValue) -> Self {
-        DbError::Invalid(e.to_string())
     }
 }
