@@ -64,9 +64,12 @@ impl ProvingPool {
         let slot = self.slots.clone().acquire_owned().await.map_err(|_| ProverError::PoolClosed)?;
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |backend| {
-            // The caller may have given up; nothing to do then.
-            let _ = tx.send(f(backend));
+            let result = f(backend);
+            // The slot is free before the caller hears back, so a caller
+            // that queues its next job at once finds room.
             drop(slot);
+            // The caller may have given up; nothing to do then.
+            let _ = tx.send(result);
         });
         // A slot guarantees room, so the queue is never full here.
         self.jobs.try_send(job).map_err(|_| ProverError::PoolClosed)?;
