@@ -102,8 +102,9 @@ mod tests {
     use super::*;
 
     const GIB: u64 = 1 << 30;
-    const SMALL: usize = 34_059;
-    const LARGE: usize = 469_021;
+    /// Constraints of the test shape (2,4) and of (16,20), circuit version 2.
+    const SMALL: usize = 31_311;
+    const LARGE: usize = 351_037;
 
     #[test]
     fn one_pool_of_all_cores_and_enough_proofs_to_cover_the_serial_parts() {
@@ -116,9 +117,9 @@ mod tests {
 
     #[test]
     fn memory_bounds_the_concurrent_proofs() {
-        // (16,20) needs about 0.9 GiB per proof: 8 GiB hold 4 at half use.
+        // (16,20) needs about 0.7 GiB per proof: 8 GiB hold 5 at half use.
         let small_box = Machine { cores: 64, memory: Some(8 * GIB) };
-        assert_eq!(auto(small_box, LARGE, None, None).workers, 4);
+        assert_eq!(auto(small_box, LARGE, None, None).workers, 5);
         let tiny = Machine { cores: 64, memory: Some(GIB / 4) };
         assert_eq!(auto(tiny, LARGE, None, None).workers, 1, "never below one");
         let unknown = Machine { cores: 64, memory: None };
