@@ -216,10 +216,7 @@ impl Keys {
         let lock =
             OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io(&lock_path))?;
         lock.lock().map_err(io(&lock_path))?;
-        let loaded = match params_path(dir, shape).exists() {
-            true => Some(Keys::load_version(dir, shape, version)),
-            false => None,
-        };
+        let loaded = params_path(dir, shape).exists().then(|| Keys::load_version(dir, shape, version));
         let result = match loaded {
             Some(Err(KeyError::CircuitVersion { found, .. })) if stale == Stale::Replace => {
                 tracing::warn!(%shape, dir = %dir.display(), found, "cached Groth16 parameters are for another circuit version: replacing them");
