@@ -68,6 +68,9 @@ use zkpow::prover::{ProverBackend, ProverError, ProvingPool};
 use zkpow::token::BearerToken;
 use zkpow::wire::proof::{ProofOutput, ProofRequest, ShapeKey};
 
+mod common;
+use common::{loadavg, machine};
+
 const SHAPE: Shape = Shape::TEST;
 const ROLLUP: &str = "bench";
 const TOKEN: &str = "dispatch-benchmark-token-0123456789";
@@ -698,24 +701,6 @@ fn percentile(v: &[f64], q: f64) -> f64 {
 
 fn median(v: &[f64]) -> f64 {
     percentile(v, 0.5)
-}
-
-fn machine() -> String {
-    let info = |file: &str, key: &str| {
-        std::fs::read_to_string(file).ok().and_then(|c| {
-            c.lines().find(|l| l.starts_with(key)).and_then(|l| l.split(':').nth(1)).map(|v| v.trim().to_string())
-        })
-    };
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let cpu = info("/proc/cpuinfo", "model name").unwrap_or_else(|| "unknown CPU".into());
-    let mem = info("/proc/meminfo", "MemTotal").unwrap_or_default();
-    format!("{cores} cores, {cpu}, {mem} memory")
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 fn utc_now() -> String {

@@ -40,7 +40,7 @@
 //! (`target/bench-soak-smoke.md` for a smoke run).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -73,6 +73,9 @@ use zkpow::prover::worker::{run_worker, WorkerConfig};
 use zkpow::prover::{Groth16Verifier, ProverBackend, ProverError, ProvingPool};
 use zkpow::token::BearerToken;
 use zkpow::wire::proof::{ProofOutput, ProofRequest, ShapeKey};
+
+mod common;
+use common::{command_line, loadavg, machine};
 
 const SHAPE: Shape = Shape::TEST;
 const ROLLUP_NAME: &str = "soak";
@@ -630,30 +633,6 @@ async fn drive(args: &Args, net: &mut Network, started: Instant, limit: Duration
 
 // ---------------------------------------------------------------------------
 // Report.
-
-fn command_line(cmd: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(cmd).args(args).output().ok()?;
-    let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
-    (out.status.success() && !s.is_empty()).then_some(s)
-}
-
-fn machine() -> String {
-    let info = |file: &str, key: &str| {
-        std::fs::read_to_string(file).ok().and_then(|c| {
-            c.lines().find(|l| l.starts_with(key)).and_then(|l| l.split(':').nth(1)).map(|v| v.trim().to_string())
-        })
-    };
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let cpu = info("/proc/cpuinfo", "model name").unwrap_or_else(|| "unknown CPU".into());
-    let mem = info("/proc/meminfo", "MemTotal").unwrap_or_default();
-    format!("{cores} cores, {cpu}, {mem} memory")
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
 
 fn fmt_growth(g: Option<f64>) -> String {
     g.map_or("–".into(), |g| format!("{g:+.2}"))

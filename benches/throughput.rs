@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,9 @@ use zkpow::devnet::{
     genesis_path, load_keys, spawn_miner, write_miner_config, MinerRollup, MinerSetup, ETHER, GENESIS_ACCOUNTS,
     GENESIS_BALANCE, OWNER_ACCOUNT, SEQUENCER_ACCOUNT,
 };
+
+mod common;
+use common::{command_line, loadavg};
 
 /// The network: 1 s blocks, T1 = 10, T2 = 20, the test shape.
 const BLOCK_TIME: f64 = 1.0;
@@ -627,12 +630,6 @@ fn side_by_side(a: (&Network, &[Row]), b: (&Network, &[Row])) -> String {
     s
 }
 
-fn command_line(cmd: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(cmd).args(args).output().ok()?;
-    let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
-    (out.status.success() && !s.is_empty()).then_some(s)
-}
-
 fn machine() -> String {
     let nproc = command_line("nproc", &[])
         .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.to_string()).unwrap_or_default());
@@ -644,12 +641,6 @@ fn machine() -> String {
     let cpu = info("/proc/cpuinfo", "model name").unwrap_or_else(|| "unknown CPU".into());
     let mem = info("/proc/meminfo", "MemTotal").unwrap_or_default();
     format!("{nproc} cores (nproc), {cpu}, {mem} memory")
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 struct Header {

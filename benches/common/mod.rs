@@ -1,0 +1,32 @@
+//! What the benchmarks print about the machine they ran on. Each benchmark
+//! is its own crate and uses a part of this.
+#![allow(dead_code)]
+
+use std::process::Command;
+
+/// A command's trimmed standard output, if it succeeded and printed anything.
+pub fn command_line(cmd: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(cmd).args(args).output().ok()?;
+    let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !s.is_empty()).then_some(s)
+}
+
+/// Cores, CPU model and memory.
+pub fn machine() -> String {
+    let info = |file: &str, key: &str| {
+        std::fs::read_to_string(file).ok().and_then(|c| {
+            c.lines().find(|l| l.starts_with(key)).and_then(|l| l.split(':').nth(1)).map(|v| v.trim().to_string())
+        })
+    };
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpu = info("/proc/cpuinfo", "model name").unwrap_or_else(|| "unknown CPU".into());
+    let mem = info("/proc/meminfo", "MemTotal").unwrap_or_default();
+    format!("{cores} cores, {cpu}, {mem} memory")
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
