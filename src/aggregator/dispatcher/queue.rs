@@ -388,29 +388,12 @@ impl TaskQueue {
             return Ok(None);
         }
         let task = self.tasks.remove(id).ok_or_else(|| QueueError::UnknownTask(id.to_string()))?;
-        match &task.status {
-            TaskStatus::Done => {}
-            TaskStatus::Leased { holder, .. } => {
-                if holder != prover {
-                    tracing::debug!(task = id, prover, holder = %holder, "late result from a former holder");
-                }
-                if self.held.get(holder).is_some_and(|h| h == id) {
-                    self.held.remove(holder);
-                }
+        if let TaskStatus::Leased { holder, .. } = &task.status {
+            if holder != prover {
+                tracing::debug!(task = id, prover, holder = %holder, "late result from a former holder");
             }
-            TaskStatus::Queued => {
-                let key = QueueKey::of(&task);
-                if let Some(keys) = self.queued.get_mut(&task.rollup) {
-                    keys.remove(&key);
-                    if keys.is_empty() {
-                        self.queued.remove(&task.rollup);
-                    }
-                }
-            }
-            TaskStatus::Failed { .. } => {}
         }
-        self.retries.remove(id);
-        self.remember_done(id);
+        self.forget(&task);
         let mut task = task;
         task.status = TaskStatus::Done;
         Ok(Some(task))
@@ -518,15 +501,22 @@ impl TaskQueue {
     /// the prover moves on. Returns whether the task was held.
     pub fn cancel(&mut self, id: &str) -> bool {
         let Some(task) = self.tasks.remove(id) else { return false };
+        self.forget(&task);
+        true
+    }
+
+    /// After `task` left `tasks` for good: takes it off its holder or out of
+    /// the queue, drops its retry schedule and remembers it as done.
+    fn forget(&mut self, task: &Task) {
         match &task.status {
             TaskStatus::Leased { holder, .. } => {
-                if self.held.get(holder).is_some_and(|h| h == id) {
+                if self.held.get(holder).is_some_and(|h| *h == task.id) {
                     self.held.remove(holder);
                 }
             }
             TaskStatus::Queued => {
                 if let Some(keys) = self.queued.get_mut(&task.rollup) {
-                    keys.remove(&QueueKey::of(&task));
+                    keys.remove(&QueueKey::of(task));
                     if keys.is_empty() {
                         self.queued.remove(&task.rollup);
                     }
@@ -534,9 +524,8 @@ impl TaskQueue {
             }
             TaskStatus::Done | TaskStatus::Failed { .. } => {}
         }
-        self.retries.remove(id);
-        self.remember_done(id);
-        true
+        self.retries.remove(&task.id);
+        self.remember_done(&task.id);
     }
 
     /// Whether some queued task could go to a prover with these capabilities.
