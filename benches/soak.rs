@@ -614,7 +614,7 @@ async fn drive(args: &Args, net: &mut Network, started: Instant, limit: Duration
         net.check_children()?;
         anyhow::ensure!(started.elapsed() < limit, "submissions not done within {limit:?}");
         let subs = database
-            .run(|c| db::list_submissions(c, &[], Some(SubmissionStatus::Done)))
+            .run(|c| db::outbox::list_submissions(c, &[], Some(SubmissionStatus::Done)))
             .await
             .context("reading submissions")?;
         if subs.len() >= args.sequences {

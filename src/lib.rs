@@ -10,6 +10,7 @@ pub mod db;
 pub mod devnet;
 pub mod fixtures;
 pub mod metrics;
+pub mod node;
 pub mod prover;
 pub mod status;
 pub mod telemetry;

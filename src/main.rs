@@ -123,7 +123,7 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let system = actix_rt::System::new();
             system.block_on(async move {
                 let shutdown = shutdown_signal();
-                zkpow::aggregator::node::run(config, shutdown).await
+                zkpow::node::run(config, shutdown).await
             })
         }
         Command::Prover => {

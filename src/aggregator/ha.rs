@@ -4,7 +4,7 @@
 //! database (two hosts, one database). They contend for one lease row
 //! ([`db::lease::try_acquire`]). The holder runs the daemon; the others stand
 //! by, serving only health, readiness, status and metrics
-//! ([`crate::api::standby`]), and try to take the lease every
+//! (the standby API), and try to take the lease every
 //! `failover.renew_ms`. The active process renews at the same pace. Its own
 //! view of its term ([`Fence`]) ends one renewal period before the
 //! database's expiry, and the outbox checks the term in the transaction of

@@ -7,15 +7,15 @@
 //!   with quarantine and the [`Dispatcher`] actor that serves the HTTP
 //!   prover protocol (`crate::api::prover`).
 //!
-//! [`pipeline`] is the database side they share and [`node`] the
+//! [`pipeline`] is the database side they share; `crate::node` is the
 //! composition root. Actors are thin shells over plain structs that hold
 //! the logic, so the logic is unit-tested without a running system.
 
 pub mod dispatcher;
 pub mod generator;
+pub mod genesis;
 pub mod ha;
 pub mod manager;
-pub mod node;
 pub mod pause;
 pub mod pipeline;
 pub mod sender;

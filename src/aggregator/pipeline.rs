@@ -67,10 +67,10 @@ pub fn ingest(
                 data_hash: Sha256::digest(data).into(),
             })
             .collect();
-        if db::insert_sequence(conn, &seq, &batches, now)? == db::Inserted::New {
+        if db::sequences::insert_sequence(conn, &seq, &batches, now)? == db::Inserted::New {
             new += 1;
             if s.final_batch < ctx.start_batch {
-                db::update_sequence_state(conn, &ctx.name, s.init_batch, SequenceState::Skipped, now)?;
+                db::sequences::update_sequence_state(conn, &ctx.name, s.init_batch, SequenceState::Skipped, now)?;
             }
         }
     }
@@ -81,17 +81,17 @@ pub fn ingest(
 /// stores each witness; returns how many batches ran. The state snapshot is
 /// saved so a restart does not replay from genesis.
 pub fn execute(conn: &mut AnyConnection, ctx: &RollupCtx, now: db::Millis) -> Result<usize, DbError> {
-    let (mut state, mut last) = match db::load_rollup_state(conn, &ctx.name)? {
+    let (mut state, mut last) = match db::state::load_rollup_state(conn, &ctx.name)? {
         Some(s) => (StateTree::with_accounts(ctx.shape.d, s.accounts), s.last_executed_batch),
         None => (StateTree::with_accounts(ctx.shape.d, ctx.genesis.clone()), 0),
     };
     let mut ran = 0;
-    while let Some(batch) = db::get_batch(conn, &ctx.name, last + 1)? {
+    while let Some(batch) = db::sequences::get_batch(conn, &ctx.name, last + 1)? {
         // The contract only accepts batches of the shape's length, so an
         // error here means the configuration names the wrong shape.
         let (witness, _) = apply_batch(&mut state, ctx.shape, &batch.data)
             .map_err(|e| DbError::Invalid(format!("rollup {}: batch {}: {e}", ctx.name, batch.batch_num)))?;
-        db::set_batch_witness(conn, &ctx.name, batch.batch_num, &witness)?;
+        db::sequences::set_batch_witness(conn, &ctx.name, batch.batch_num, &witness)?;
         last = batch.batch_num;
         ran += 1;
     }
@@ -103,7 +103,7 @@ pub fn execute(conn: &mut AnyConnection, ctx: &RollupCtx, now: db::Millis) -> Re
             accounts: state.accounts().collect(),
             updated_at: now,
         };
-        db::save_rollup_state(conn, &snapshot, 3)?;
+        db::state::save_rollup_state(conn, &snapshot, 3)?;
     }
     Ok(ran)
 }
@@ -129,7 +129,7 @@ pub fn sequences_to_prove(
     known: &BTreeSet<u64>,
 ) -> Result<Vec<u64>, DbError> {
     let mut out = Vec::new();
-    for seq in db::unverified_sequences(conn, &ctx.name)? {
+    for seq in db::sequences::unverified_sequences(conn, &ctx.name)? {
         if seq.state == SequenceState::Skipped || seq.state == SequenceState::Failed {
             continue;
         }
@@ -137,7 +137,7 @@ pub fn sequences_to_prove(
             out.push(seq.init_batch);
             continue;
         }
-        if db::sequence_batches(conn, &ctx.name, seq.init_batch)?.iter().all(|b| b.witness.is_some()) {
+        if db::sequences::sequence_batches(conn, &ctx.name, seq.init_batch)?.iter().all(|b| b.witness.is_some()) {
             out.push(seq.init_batch);
         }
     }
@@ -165,12 +165,12 @@ pub fn plan_sequence(
     running: &BTreeSet<String>,
     now: db::Millis,
 ) -> Result<SequencePlan, DbError> {
-    let Some(seq) = db::get_sequence(conn, &ctx.name, init_batch)? else { return Ok(SequencePlan::Settled) };
+    let Some(seq) = db::sequences::get_sequence(conn, &ctx.name, init_batch)? else { return Ok(SequencePlan::Settled) };
     if seq.state.is_settled() || seq.state == SequenceState::Failed {
         return Ok(SequencePlan::Settled);
     }
     let root: Range = (seq.init_batch, seq.final_batch);
-    let tasks = db::sequence_tasks(conn, &ctx.name, seq.init_batch)?;
+    let tasks = db::tasks::sequence_tasks(conn, &ctx.name, seq.init_batch)?;
     let mut created = BTreeSet::new();
     let mut done = BTreeMap::new();
     let mut final_done = false;
@@ -201,7 +201,7 @@ pub fn plan_sequence(
             TaskKind::Batch => {
                 let batches = match &mut batches {
                     Some(b) => b,
-                    None => batches.insert(db::sequence_batches(conn, &ctx.name, seq.init_batch)?),
+                    None => batches.insert(db::sequences::sequence_batches(conn, &ctx.name, seq.init_batch)?),
                 };
                 let b = batches
                     .get((range.0 - seq.init_batch) as usize)
@@ -242,9 +242,9 @@ pub fn plan_sequence(
         });
     }
     if !new_db.is_empty() {
-        db::create_tasks(conn, &new_db, now)?;
+        db::tasks::create_tasks(conn, &new_db, now)?;
         if seq.state == SequenceState::Posted {
-            db::update_sequence_state(conn, &ctx.name, seq.init_batch, SequenceState::Proving, now)?;
+            db::sequences::update_sequence_state(conn, &ctx.name, seq.init_batch, SequenceState::Proving, now)?;
         }
     }
     Ok(SequencePlan::Tasks(out))
@@ -252,7 +252,7 @@ pub fn plan_sequence(
 
 fn load_bundle(conn: &mut AnyConnection, task_id: Option<&String>) -> Result<ProofBundle, DbError> {
     let id = task_id.ok_or_else(|| DbError::Invalid("input of a ready task has no result".into()))?;
-    let proof = db::get_proof(conn, id)?.ok_or_else(|| DbError::NotFound(format!("proof of task {id}")))?;
+    let proof = db::tasks::get_proof(conn, id)?.ok_or_else(|| DbError::NotFound(format!("proof of task {id}")))?;
     Ok(bundle_of(&proof))
 }
 
@@ -268,15 +268,15 @@ pub fn store_proof(conn: &mut AnyConnection, accepted: &ProofAccepted, now: db::
     let proof = db::NewProof { payload, public_inputs, prover: Some(accepted.prover_id.clone()) };
     let task = &accepted.task;
     db::transaction(conn, |conn| {
-        db::complete_task(conn, &task.id, &proof, now)?;
+        db::tasks::complete_task(conn, &task.id, &proof, now)?;
         if task.kind == TaskKind::Final {
-            let seq = db::get_sequence(conn, &task.rollup, task.seq_height)?;
+            let seq = db::sequences::get_sequence(conn, &task.rollup, task.seq_height)?;
             if let Some(s) = &seq {
                 let secs = (now - s.posted_at).max(0) as f64 / 1000.0;
                 crate::metrics::sequence_stage(&task.rollup, crate::metrics::SequenceStage::Proving, secs);
             }
             if seq.is_some_and(|s| !s.state.is_settled() && s.state != SequenceState::Committed) {
-                db::update_sequence_state(conn, &task.rollup, task.seq_height, SequenceState::Proven, now)?;
+                db::sequences::update_sequence_state(conn, &task.rollup, task.seq_height, SequenceState::Proven, now)?;
             }
         }
         Ok(())
@@ -318,9 +318,9 @@ pub fn final_artifact(
     rollup: &str,
     init_batch: u64,
 ) -> Result<Option<FinalArtifact>, DbError> {
-    let Some(seq) = db::get_sequence(conn, rollup, init_batch)? else { return Ok(None) };
+    let Some(seq) = db::sequences::get_sequence(conn, rollup, init_batch)? else { return Ok(None) };
     let id = db::task_id(rollup, db::TaskKind::Final, seq.init_batch, seq.final_batch);
-    Ok(db::get_proof(conn, &id)?.map(|p| FinalArtifact {
+    Ok(db::tasks::get_proof(conn, &id)?.map(|p| FinalArtifact {
         init_batch: seq.init_batch,
         final_batch: seq.final_batch,
         bundle: bundle_of(&p),
@@ -339,17 +339,17 @@ pub fn mark_verified(
     now: db::Millis,
 ) -> Result<usize, DbError> {
     let mut n = 0;
-    for s in db::unverified_sequences(conn, rollup)? {
+    for s in db::sequences::unverified_sequences(conn, rollup)? {
         if s.final_batch <= last_verified {
-            db::update_sequence_state(conn, rollup, s.init_batch, SequenceState::Verified, now)?;
+            db::sequences::update_sequence_state(conn, rollup, s.init_batch, SequenceState::Verified, now)?;
             // Nothing proves a verified sequence again, and witnesses are
             // the largest rows by far: keeping them grows the database with
             // every batch for the daemon's whole life.
-            db::clear_witnesses(conn, rollup, s.init_batch)?;
+            db::sequences::clear_witnesses(conn, rollup, s.init_batch)?;
             crate::metrics::sequence_verified(rollup, (now - s.posted_at).max(0) as f64 / 1000.0);
             n += 1;
         }
     }
-    db::clear_verified_witnesses(conn, rollup, now - WITNESS_SWEEP_MS)?;
+    db::sequences::clear_verified_witnesses(conn, rollup, now - WITNESS_SWEEP_MS)?;
     Ok(n)
 }

@@ -151,7 +151,7 @@ async fn readyz(api: Api) -> HttpResponse {
     let cursors = api
         .db(|c| {
             let mut out = Vec::new();
-            for id in db::all_chain_cursors(c)? {
+            for id in db::chain::all_chain_cursors(c)? {
                 out.push(id);
             }
             Ok(out)
@@ -296,7 +296,7 @@ async fn status(api: Api, req: HttpRequest) -> Result<HttpResponse, ApiError> {
         .db(move |c| {
             let mut out = Vec::new();
             for r in &rollups {
-                let counts = db::count_sequences_by_state(c, &r.name)?;
+                let counts = db::sequences::count_sequences_by_state(c, &r.name)?;
                 let mut sequences: std::collections::BTreeMap<String, u64> =
                     SequenceState::ALL.iter().map(|s| (s.as_str().to_string(), 0)).collect();
                 for (s, n) in counts {
@@ -305,7 +305,7 @@ async fn status(api: Api, req: HttpRequest) -> Result<HttpResponse, ApiError> {
                 out.push(RollupStatus { name: r.name.clone(), chain: r.chain.clone(), sequences });
             }
             let names: Vec<String> = rollups.iter().map(|r| r.name.clone()).collect();
-            Ok((out, db::list_submissions(c, &names, None)?))
+            Ok((out, db::outbox::list_submissions(c, &names, None)?))
         })
         .await?;
     let snapshot = api.dispatcher.addr().send(GetSnapshot).await?;
@@ -368,7 +368,7 @@ async fn sequences(api: Api, req: HttpRequest, q: web::Query<SequencesQuery>) ->
         return Err(ApiError::bad_request(format!("limit must be 1..={MAX_PAGE}")));
     }
     let (rollup, offset) = (q.rollup.clone(), q.offset);
-    let page = api.db(move |c| db::page_sequences(c, rollup.as_deref(), state, offset, limit)).await?;
+    let page = api.db(move |c| db::sequences::page_sequences(c, rollup.as_deref(), state, offset, limit)).await?;
     let next = (page.len() as u32 == limit).then(|| offset + u64::from(limit));
     let items: Vec<serde_json::Value> = page.iter().map(sequence_json).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "sequences": items, "next_offset": next })))
@@ -419,16 +419,16 @@ async fn sequence(api: Api, req: HttpRequest, path: web::Path<(String, String)>)
     let r = rollup.clone();
     let found = api
         .db(move |c| {
-            let Some(seq) = db::get_sequence(c, &r, init)? else { return Ok(None) };
-            let tasks = db::sequence_tasks(c, &r, init)?;
+            let Some(seq) = db::sequences::get_sequence(c, &r, init)? else { return Ok(None) };
+            let tasks = db::tasks::sequence_tasks(c, &r, init)?;
             let mut proofs = Vec::new();
             for t in &tasks {
-                if let Some(p) = db::get_proof(c, &t.id)? {
+                if let Some(p) = db::tasks::get_proof(c, &t.id)? {
                     proofs.push(serde_json::json!({ "task_id": t.id, "prover": p.prover, "created_at": p.created_at }));
                 }
             }
-            let submission = db::get_submission(c, &r, init)?;
-            let txs = db::sequence_txs(c, &r, init)?;
+            let submission = db::outbox::get_submission(c, &r, init)?;
+            let txs = db::outbox::sequence_txs(c, &r, init)?;
             Ok(Some((seq, tasks, proofs, submission, txs)))
         })
         .await?;
@@ -485,19 +485,19 @@ async fn resend(api: Api, req: HttpRequest, path: web::Path<(String, String)>) -
     let outcome = api
         .db(move |c| {
             db::transaction(c, |c| {
-                let Some(seq) = db::get_sequence(c, &r, init)? else { return Ok(Err("unknown")) };
+                let Some(seq) = db::sequences::get_sequence(c, &r, init)? else { return Ok(Err("unknown")) };
                 if seq.state.is_settled() {
                     return Ok(Err("settled"));
                 }
                 let now = db::now_ms();
-                if db::get_submission(c, &r, init)?.is_some() {
-                    db::reopen_submission(c, &r, init, now)?;
+                if db::outbox::get_submission(c, &r, init)?.is_some() {
+                    db::outbox::reopen_submission(c, &r, init, now)?;
                 } else if matches!(seq.state, SequenceState::Proven | SequenceState::Committed) {
-                    db::offer_submission(c, &r, init, seq.final_batch, now)?;
+                    db::outbox::offer_submission(c, &r, init, seq.final_batch, now)?;
                 } else {
                     return Ok(Err("unproven"));
                 }
-                Ok(Ok(db::get_submission(c, &r, init)?))
+                Ok(Ok(db::outbox::get_submission(c, &r, init)?))
             })
         })
         .await?;

@@ -333,7 +333,7 @@ impl TxManager {
     async fn prepare_inner(&self, req: TxRequest) -> Result<(ChainTx, bool), TxError> {
         let _guard = self.lock.lock().await;
         let id = req.id.clone();
-        if let Some(existing) = self.db.run(move |c| db::get_tx(c, &id)).await? {
+        if let Some(existing) = self.db.run(move |c| db::outbox::get_tx(c, &id)).await? {
             return Ok((existing, false));
         }
         let gas = self.simulate(req.to, &req.calldata).await?;
@@ -358,7 +358,7 @@ impl TxManager {
             .await
             .map_err(self.rpc("eth_getTransactionCount"))?;
         let (chain_id, sender) = (self.chain_id, self.from.0 .0);
-        let recorded = self.db.run(move |c| db::next_recorded_nonce(c, chain_id, &sender)).await?;
+        let recorded = self.db.run(move |c| db::outbox::next_recorded_nonce(c, chain_id, &sender)).await?;
         let nonce = chain_nonce.max(recorded.unwrap_or(0));
         let (raw, hash) = self.sign(req.to, &req.calldata, nonce, gas_limit, max_fee, priority).await?;
         let now = db::now_ms();
@@ -391,7 +391,7 @@ impl TxManager {
             updated_at: now,
         };
         let stored = tx.clone();
-        self.write(move |c| db::insert_tx(c, &stored)).await?;
+        self.write(move |c| db::outbox::insert_tx(c, &stored)).await?;
         tracing::info!(
             chain = %self.chain, tx = %tx.id, nonce, hash = %hash, gas_limit,
             max_fee_gwei = max_fee as f64 / GWEI as f64, "transaction signed and recorded"
@@ -446,7 +446,7 @@ impl TxManager {
 
     async fn forget(&self, tx: &ChainTx) -> Result<(), TxError> {
         let id = tx.id.clone();
-        self.write(move |c| db::delete_tx(c, &id)).await?;
+        self.write(move |c| db::outbox::delete_tx(c, &id)).await?;
         Ok(())
     }
 
@@ -455,7 +455,7 @@ impl TxManager {
     pub async fn monitor(&self) -> Result<Vec<TxEvent>, TxError> {
         let _guard = self.lock.lock().await;
         let (chain_id, sender) = (self.chain_id, self.from.0 .0);
-        let open = self.db.run(move |c| db::open_txs(c, chain_id, &sender)).await?;
+        let open = self.db.run(move |c| db::outbox::open_txs(c, chain_id, &sender)).await?;
         if open.is_empty() {
             return Ok(Vec::new());
         }
@@ -493,7 +493,7 @@ impl TxManager {
                     if tx.status != before {
                         tx.updated_at = db::now_ms();
                         let stored = tx.clone();
-                        self.write(move |c| db::save_tx(c, &stored)).await?;
+                        self.write(move |c| db::outbox::save_tx(c, &stored)).await?;
                         let final_state = !tx.status.is_open();
                         match tx.status {
                             TxStatus::Confirmed => metrics::tx_confirmed(&self.chain, tx.purpose, r.gas_used),
@@ -517,7 +517,7 @@ impl TxManager {
                     tx.sent_block = head;
                     tx.updated_at = db::now_ms();
                     let stored = tx.clone();
-                    self.write(move |c| db::save_tx(c, &stored)).await?;
+                    self.write(move |c| db::outbox::save_tx(c, &stored)).await?;
                     self.rebroadcast(&tx).await;
                     events.push(TxEvent { tx, receipt: None });
                 }
@@ -541,7 +541,7 @@ impl TxManager {
                             metrics::tx_reverted(&self.chain, tx.purpose, 0);
                             tx.updated_at = db::now_ms();
                             let stored = tx.clone();
-                            self.write(move |c| db::save_tx(c, &stored)).await?;
+                            self.write(move |c| db::outbox::save_tx(c, &stored)).await?;
                             events.push(TxEvent { tx, receipt: None });
                         }
                         continue;
@@ -597,7 +597,7 @@ impl TxManager {
             tx.sent_block = head;
             tx.updated_at = db::now_ms();
             let stored = tx.clone();
-            self.write(move |c| db::save_tx(c, &stored)).await?;
+            self.write(move |c| db::outbox::save_tx(c, &stored)).await?;
             self.rebroadcast(tx).await;
             return Ok(());
         }
@@ -614,7 +614,7 @@ impl TxManager {
         tx.sent_block = head;
         tx.updated_at = db::now_ms();
         let stored = tx.clone();
-        self.write(move |c| db::save_tx(c, &stored)).await?;
+        self.write(move |c| db::outbox::save_tx(c, &stored)).await?;
         tracing::info!(
             chain = %self.chain, tx = %tx.id, nonce = tx.nonce, hash = %hash,
             max_fee_gwei = max_fee as f64 / GWEI as f64, replacements = tx.replacements, "fee bumped"

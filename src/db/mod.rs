@@ -1,7 +1,7 @@
 //! The aggregator's persistence: everything that must survive a restart —
 //! the watcher's cursor per base chain, posted sequences and their batch
-//! data, executor snapshots and witnesses, proof tasks with their leases,
-//! finished proofs, and registered provers.
+//! data, executor snapshots and witnesses, proof tasks,
+//! finished proofs, and the outbox of chain transactions.
 //!
 //! One diesel code path serves two backends: [`AnyConnection`] is a
 //! `MultiConnection` over SQLite (bundled, the zero-setup default) and
@@ -22,8 +22,13 @@
 //!   shapes) are JSON in TEXT columns;
 //! - enums are lowercase TEXT guarded by CHECK constraints.
 //!
-//! Every query is a plain blocking function on `&mut AnyConnection` (see
-//! [`queries`]). From async code wrap it in [`Db::run`], which moves it to
+//! The queries live in one data-access module per table group: [`chain`]
+//! (watcher cursors), [`sequences`] (sequences, batches, witnesses),
+//! [`state`] (executor snapshots), [`tasks`] (proof tasks and proofs),
+//! [`outbox`] (submissions, transactions, booked rewards and penalties) and
+//! [`lease`] (the failover lease). Each is a plain blocking function on
+//! `&mut AnyConnection`, and those that write run in [`transaction`], so
+//! they also compose into a caller's transaction. From async code wrap it in [`Db::run`], which moves it to
 //! tokio's blocking pool; from blocking code use [`Db::with_conn`]. Both
 //! time the call (`zkpow_db_query_duration_seconds`, `zkpow_db_pool_wait_seconds`);
 //! [`Db::run_op`] and [`Db::with_conn_op`] name the operation in the metric. Every
@@ -31,10 +36,15 @@
 //! those transactions nest, so a caller can combine several queries
 //! atomically.
 
+pub mod chain;
 mod error;
+pub mod lease;
 pub mod models;
-pub mod queries;
+pub mod outbox;
 pub mod schema;
+pub mod sequences;
+pub mod state;
+pub mod tasks;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -45,8 +55,13 @@ use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub use error::DbError;
-pub use models::*;
-pub use queries::*;
+// The types every data-access module speaks; the queries themselves are
+// reached through their module (`db::sequences::get_sequence`).
+pub use models::{
+    now_ms, task_id, Addr20, Batch, ChainCursor, ChainTx, Completion, Hash32, Inserted, Millis, NewBatch, NewProof,
+    NewSequence, NewTask, Proof, ProofTask, Rewind, RollupState, Sequence, SequenceState, Submission, SubmissionStatus,
+    TaskKind, TaskStatus, TxPurpose, TxStatus,
+};
 
 /// Migrations for SQLite databases.
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

@@ -157,7 +157,7 @@ pub struct Batch {
     pub witness: Option<BatchWitness>,
 }
 
-/// What [`insert_sequence`](super::queries::insert_sequence) did.
+/// What [`insert_sequence`](super::sequences::insert_sequence) did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Inserted {
     New,
@@ -242,7 +242,7 @@ pub struct Proof {
     pub created_at: Millis,
 }
 
-/// What [`complete_task`](super::queries::complete_task) did.
+/// What [`complete_task`](super::tasks::complete_task) did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Completion {
     /// The task is now done and the proof stored.

@@ -302,7 +302,7 @@ pub async fn outboxes(miners: &[AuditMiner], chains: &[AuditChain]) -> anyhow::R
         for c in chains {
             let (chain_id, sender) = (c.chain_id, m.address.0 .0);
             let txs = database
-                .run(move |conn| db::sender_txs(conn, chain_id, &sender))
+                .run(move |conn| db::outbox::sender_txs(conn, chain_id, &sender))
                 .await
                 .with_context(|| format!("{}: reading its outbox for {}", m.name, c.name))?;
             let onchain_next = c

@@ -11,7 +11,7 @@ use alloy::primitives::Address;
 use alloy::providers::{Provider, ProviderBuilder};
 use anyhow::Context;
 
-use crate::aggregator::node::load_genesis;
+use crate::aggregator::genesis::load_genesis;
 use crate::chain::deploy::{check_eip2537, deploy_as, Deployment, RollupParams};
 use crate::chain::{load_signer, root_to_b256};
 use crate::circuit::encoding::vk_to_bytes;

@@ -46,7 +46,7 @@ use self::procs::{ensure_port_free, stop_all, ChildProc, STOP_GRACE};
 use self::progress::{ChainView, Display, MinerView, Monitor, RollupView, Status};
 use self::sequencer::{History, Simulator, SimulatorConfig};
 use self::supervise::{Backoff, ProcKind, ProcSpec, Supervisor};
-use crate::aggregator::node::load_genesis;
+use crate::aggregator::genesis::load_genesis;
 use crate::chain::bindings::MinerDeposit;
 use crate::chain::deploy::{check_eip2537, deploy_as, RollupParams};
 use crate::chain::root_to_b256;

@@ -9,6 +9,8 @@ use zkpow::circuit::public::{fr_to_be, PublicInputs};
 use zkpow::circuit::sample::genesis_accounts;
 use zkpow::circuit::{apply_batch, batch, Fr, Shape, StateTree, Transfer};
 use zkpow::db::{self, *};
+// The test exercises every data-access module, so it reads them all unqualified.
+use zkpow::db::{chain::*, outbox::*, sequences::*, state::*, tasks::*};
 
 /// Generates, for each scenario `fn name(db: Db, url: &str)`, one test per
 /// backend: `db::sqlite::name` and `db::postgres::name`.

@@ -11,7 +11,7 @@ use alloy::primitives::Address;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
-use zkpow::aggregator::node::load_genesis;
+use zkpow::aggregator::genesis::load_genesis;
 use zkpow::chain::bindings::{MinerDeposit, ZkPowRollup};
 use zkpow::circuit::keys::{cached_test_keys, test_params_dir};
 use zkpow::circuit::Shape;

@@ -199,7 +199,7 @@ impl Setup {
         for s in sequences {
             let what = format!("the witnesses of verified sequence {} cleared", s.0);
             wait_for(&what, Duration::from_secs(60), &[&self.miner], || async {
-                let batches = db.with_conn(|c| db::sequence_batches(c, "r1", s.0)).unwrap();
+                let batches = db.with_conn(|c| db::sequences::sequence_batches(c, "r1", s.0)).unwrap();
                 (!batches.is_empty() && batches.iter().all(|b| b.witness.is_none())).then_some(())
             })
             .await;

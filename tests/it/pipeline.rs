@@ -122,8 +122,8 @@ genesis_file = "{tmp}/genesis.json"
     let db = Db::connect(database_url).unwrap();
     let done_tasks = |db: &Db| -> Vec<db::ProofTask> {
         db.with_conn(|c| {
-            let mut all = db::sequence_tasks(c, "r1", 1)?;
-            all.extend(db::sequence_tasks(c, "r1", 5)?);
+            let mut all = db::tasks::sequence_tasks(c, "r1", 1)?;
+            all.extend(db::tasks::sequence_tasks(c, "r1", 5)?);
             Ok(all)
         })
         .unwrap()
@@ -171,7 +171,7 @@ genesis_file = "{tmp}/genesis.json"
     }
     let _agg = agg;
     loop {
-        let seqs = db.with_conn(|c| db::list_sequences(c, "r1", &[])).unwrap();
+        let seqs = db.with_conn(|c| db::sequences::list_sequences(c, "r1", &[])).unwrap();
         if seqs.len() == 2 && seqs.iter().all(|s| s.state == SequenceState::Proven) {
             break;
         }
@@ -181,7 +181,7 @@ genesis_file = "{tmp}/genesis.json"
     if kill_one_prover {
         let provers: std::collections::BTreeSet<String> = done_tasks(&db)
             .iter()
-            .filter_map(|t| db.with_conn(|c| db::get_proof(c, &t.id)).unwrap().and_then(|p| p.prover))
+            .filter_map(|t| db.with_conn(|c| db::tasks::get_proof(c, &t.id)).unwrap().and_then(|p| p.prover))
             .collect();
         assert_eq!(provers.len(), 2, "the killed prover's work was finished by the other: {provers:?}");
     }

@@ -110,7 +110,7 @@ async fn random_sigkills_of_the_aggregator_lose_nothing_and_send_nothing_twice()
             tokio::time::sleep(lived).await;
             let outbox_rows: usize = [31337, 31338]
                 .iter()
-                .map(|&chain| m.db().with_conn(|c| db::sender_txs(c, chain, &m.address.0 .0)).unwrap().len())
+                .map(|&chain| m.db().with_conn(|c| db::outbox::sender_txs(c, chain, &m.address.0 .0)).unwrap().len())
                 .sum();
             m.kill_aggregator();
             let at = started.elapsed();
@@ -219,7 +219,7 @@ async fn random_sigkills_of_the_aggregator_lose_nothing_and_send_nothing_twice()
     }
     let booked: u128 = ["r1", "r2"]
         .iter()
-        .map(|r| m.db().with_conn(|c| db::booked_total(c, r, db::BookedKind::Penalty)).unwrap())
+        .map(|r| m.db().with_conn(|c| db::outbox::booked_total(c, r, db::outbox::BookedKind::Penalty)).unwrap())
         .sum();
     assert_eq!(booked, 0, "the daemon booked no penalty");
     eprintln!("whole test: {:.1} s", started.elapsed().as_secs_f64());

@@ -94,8 +94,9 @@ async fn two_miners_are_rewarded_pro_rata_and_a_copier_is_punished() {
     .await;
     assert_eq!(on.deposit_of(lazy).await, ETHER - PENALTY_NO_PROOF);
     let share = PENALTY_NO_PROOF / 10;
-    let booked =
-        |m: &Miner| -> u128 { m.db().with_conn(|c| db::booked_total(c, "r1", db::BookedKind::SettlerShare)).unwrap() };
+    let booked = |m: &Miner| -> u128 {
+        m.db().with_conn(|c| db::outbox::booked_total(c, "r1", db::outbox::BookedKind::SettlerShare)).unwrap()
+    };
     let shares = wait_for("the settler share booked", LIMIT, &[&a, &b], || async {
         let (x, y) = (booked(&a), booked(&b));
         (x + y > 0).then_some((x, y))
@@ -188,7 +189,7 @@ async fn a_miner_survives_kills_a_frozen_window_and_an_rpc_outage() {
     let s3 = r.post(1).await;
     let db = m.db();
     wait_for("a transaction for s3 recorded", LIMIT, &[&m], || async {
-        let txs = db.with_conn(|c| db::sequence_txs(c, "r1", s3.0)).unwrap();
+        let txs = db.with_conn(|c| db::outbox::sequence_txs(c, "r1", s3.0)).unwrap();
         (!txs.is_empty()).then_some(())
     })
     .await;
@@ -214,7 +215,7 @@ async fn a_miner_survives_kills_a_frozen_window_and_an_rpc_outage() {
     // revealed, settled by someone else.
     assert_eq!(on.deposit_of(me).await, 2 * ETHER - PENALTY_NO_PROOF);
     let penalties: u128 =
-        m.db().with_conn(|c| db::list_submissions(c, &[], None)).unwrap().iter().map(|s| s.penalty_wei).sum();
+        m.db().with_conn(|c| db::outbox::list_submissions(c, &[], None)).unwrap().iter().map(|s| s.penalty_wei).sum();
     assert_eq!(penalties, PENALTY_NO_PROOF, "the daemon booked the penalty another account imposed");
     assert_eq!(on.rollup.stateRoot().call().await.unwrap(), root_to_b256(&r.state.root()));
     assert_clean_outbox(&m, &on, 31337).await;
@@ -271,7 +272,7 @@ async fn one_aggregator_serves_two_chains_and_two_shapes() {
     let nonce = on1.nonce(m.address).await;
     let s5 = r1.post(1).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let seq = m.db().with_conn(|c| db::get_sequence(c, "r1", s5.0)).unwrap().expect("ingested while paused");
+    let seq = m.db().with_conn(|c| db::sequences::get_sequence(c, "r1", s5.0)).unwrap().expect("ingested while paused");
     assert!(matches!(seq.state, db::SequenceState::Posted | db::SequenceState::Proving), "{:?}", seq.state);
     assert_eq!(on1.nonce(m.address).await, nonce, "no transaction while paused");
     let st: serde_json::Value =
@@ -566,7 +567,7 @@ async fn ten_sequences_are_committed_in_parallel_and_verified_back_to_back() {
         let proven = seqs
             .iter()
             .filter(|s| {
-                db.with_conn(|c| db::get_sequence(c, "r1", s.0))
+                db.with_conn(|c| db::sequences::get_sequence(c, "r1", s.0))
                     .ok()
                     .flatten()
                     .is_some_and(|q| q.state == SequenceState::Proven)

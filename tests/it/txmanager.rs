@@ -51,7 +51,7 @@ async fn run_txmanager(db: Db) {
         Err(TxError::Revert(rev)) => assert_eq!(rev.kind, RevertKind::UnknownSequence, "{rev}"),
         other => panic!("expected a revert, got {other:?}"),
     }
-    assert!(db.with_conn(|c| db::get_tx(c, "bad")).unwrap().is_none(), "nothing recorded");
+    assert!(db.with_conn(|c| db::outbox::get_tx(c, "bad")).unwrap().is_none(), "nothing recorded");
 
     // A stuck transaction (the base fee jumps above its max fee) is re-signed
     // with higher fees on the same nonce until it is mined.
@@ -96,7 +96,7 @@ async fn run_txmanager(db: Db) {
     mine(&p, 1).await;
     tm.monitor().await.unwrap();
     assert_eq!(p.get_transaction_count(me).await.unwrap(), 3);
-    let all = db.with_conn(|c| db::sender_txs(c, CHAIN_ID, &me.0 .0)).unwrap();
+    let all = db.with_conn(|c| db::outbox::sender_txs(c, CHAIN_ID, &me.0 .0)).unwrap();
     assert_eq!(
         all.iter().map(|t| (t.nonce, t.status)).collect::<Vec<_>>(),
         [(0, TxStatus::Confirmed), (1, TxStatus::Confirmed), (2, TxStatus::Confirmed)]

@@ -20,7 +20,8 @@ use anyhow::Context as _;
 use crate::aggregator::sender::{Phase, SenderCore, SeqKey};
 use crate::chain::bindings::ZkPowRollup;
 use crate::chain::txmanager::{TxError, TxEvent, TxRequest};
-use crate::db::{self, BookedEvent, BookedKind, SequenceState, TxPurpose, TxStatus};
+use crate::db::outbox::{BookedEvent, BookedKind};
+use crate::db::{self, SequenceState, TxPurpose, TxStatus};
 use crate::metrics::{self, SequenceStage};
 
 /// Where the log scan stands, and other miners' commits that may need
@@ -108,16 +109,16 @@ impl TxFollower {
             .run(move |c| {
                 db::transaction(c, |c| {
                     if reward > 0 {
-                        if let Some(mut s) = db::get_submission(c, &tx.rollup, tx.init_batch)? {
+                        if let Some(mut s) = db::outbox::get_submission(c, &tx.rollup, tx.init_batch)? {
                             s.reward_wei += reward;
                             s.updated_at = db::now_ms();
-                            db::save_submission(c, &s)?;
+                            db::outbox::save_submission(c, &s)?;
                         }
                     }
                     if committed {
-                        if let Some(q) = db::get_sequence(c, &tx.rollup, tx.init_batch)? {
+                        if let Some(q) = db::sequences::get_sequence(c, &tx.rollup, tx.init_batch)? {
                             if q.state == SequenceState::Proven {
-                                db::update_sequence_state(
+                                db::sequences::update_sequence_state(
                                     c,
                                     &tx.rollup,
                                     tx.init_batch,
@@ -163,7 +164,7 @@ impl TxFollower {
     async fn book(&self, events: Vec<BookedEvent>) -> anyhow::Result<()> {
         for ev in events {
             let saved = ev.clone();
-            let new = self.core.db.run(move |c| db::book_event(c, &saved, db::now_ms())).await?;
+            let new = self.core.db.run(move |c| db::outbox::book_event(c, &saved, db::now_ms())).await?;
             if !new {
                 continue;
             }

@@ -11,7 +11,7 @@ use crate::db::{self, SequenceState, SubmissionStatus};
 /// are the follower's: its first `TxManager::monitor` re-broadcasts them.
 pub async fn submit_pending_proofs(core: &SenderCore) -> anyhow::Result<usize> {
     let names: Vec<String> = core.rollups.iter().map(|r| r.ctx.name.clone()).collect();
-    let active = core.db.run(move |c| db::list_submissions(c, &names, Some(SubmissionStatus::Active))).await?;
+    let active = core.db.run(move |c| db::outbox::list_submissions(c, &names, Some(SubmissionStatus::Active))).await?;
     let n = active.len();
     for s in active {
         place(core, SeqKey::new(&s.rollup, s.init_batch)).await?;
@@ -57,8 +57,8 @@ pub async fn try_fetch_proof_to_send(core: &SenderCore) -> anyhow::Result<usize>
             .db
             .run(move |c| {
                 let mut fresh = Vec::new();
-                for s in db::list_sequences(c, &name, &[SequenceState::Proven, SequenceState::Committed])? {
-                    if db::offer_submission(c, &name, s.init_batch, s.final_batch, db::now_ms())? {
+                for s in db::sequences::list_sequences(c, &name, &[SequenceState::Proven, SequenceState::Committed])? {
+                    if db::outbox::offer_submission(c, &name, s.init_batch, s.final_batch, db::now_ms())? {
                         fresh.push(s.init_batch);
                     }
                 }

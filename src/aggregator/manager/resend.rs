@@ -102,7 +102,7 @@ pub async fn sweep(core: &SenderCore) -> anyhow::Result<Swept> {
         .db
         .run(move |c| {
             let mut out = Vec::new();
-            for s in db::list_submissions(c, &names, Some(SubmissionStatus::Active))? {
+            for s in db::outbox::list_submissions(c, &names, Some(SubmissionStatus::Active))? {
                 let lost = pipeline::final_artifact(c, &s.rollup, s.init_batch)?.is_none();
                 out.push((SeqKey::new(&s.rollup, s.init_batch), lost));
             }
@@ -127,7 +127,7 @@ pub async fn sweep(core: &SenderCore) -> anyhow::Result<Swept> {
             ours_in_commit_phase,
         ) {
             let (name, init) = (key.rollup.clone(), key.init_batch);
-            core.db.run(move |c| db::reset_final_task(c, &name, init, db::now_ms())).await?;
+            core.db.run(move |c| db::tasks::reset_final_task(c, &name, init, db::now_ms())).await?;
             tracing::warn!(rollup = %key.rollup, init_batch = key.init_batch, "final proof missing: proving it again");
             done.regenerated += 1;
         }

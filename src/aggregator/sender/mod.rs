@@ -152,7 +152,7 @@ impl SenderCore {
     /// None when there is no active submission for it (any more).
     pub async fn look(&self, key: &SeqKey) -> anyhow::Result<Option<Look>> {
         let (name, init) = (key.rollup.clone(), key.init_batch);
-        let sub = self.db.run(move |c| db::get_submission(c, &name, init)).await?;
+        let sub = self.db.run(move |c| db::outbox::get_submission(c, &name, init)).await?;
         let Some(sub) = sub.filter(|s| s.status == SubmissionStatus::Active) else { return Ok(None) };
         let r = self.rollup(&sub.rollup)?.clone();
         let (view, committed_prefix) = self.read_view(&r, sub.init_batch).await?;
@@ -162,8 +162,8 @@ impl SenderCore {
             .run(move |c| {
                 Ok((
                     pipeline::final_artifact(c, &name, init)?,
-                    db::get_sequence(c, &name, init)?,
-                    db::sequence_txs(c, &name, init)?,
+                    db::sequences::get_sequence(c, &name, init)?,
+                    db::outbox::sequence_txs(c, &name, init)?,
                 ))
             })
             .await?;
@@ -278,10 +278,10 @@ impl SenderCore {
         self.db
             .run(move |c| {
                 db::transaction(c, |c| {
-                    if let Some(mut now) = db::get_submission(c, &name, init)? {
+                    if let Some(mut now) = db::outbox::get_submission(c, &name, init)? {
                         change(&mut now);
                         now.updated_at = db::now_ms();
-                        db::save_submission(c, &now)?;
+                        db::outbox::save_submission(c, &now)?;
                     }
                     Ok(())
                 })

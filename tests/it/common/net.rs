@@ -338,7 +338,7 @@ impl Onchain {
 
 /// The miner's submission of a sequence, once it is done.
 pub fn outcome(m: &Miner, rollup: &str, init: u64) -> Option<String> {
-    let s = m.db().with_conn(|c| db::get_submission(c, rollup, init)).ok()??;
+    let s = m.db().with_conn(|c| db::outbox::get_submission(c, rollup, init)).ok()??;
     (s.status == SubmissionStatus::Done).then(|| s.outcome.unwrap_or_default())
 }
 
@@ -346,7 +346,7 @@ pub fn outcome(m: &Miner, rollup: &str, init: u64) -> Option<String> {
 /// without gaps, none reverted, one per step (purpose, sequence, window): no
 /// double sends, no wasted gas.
 pub async fn assert_clean_outbox(m: &Miner, on: &Onchain, chain_id: u64) {
-    let txs = m.db().with_conn(|c| db::sender_txs(c, chain_id, &m.address.0 .0)).unwrap();
+    let txs = m.db().with_conn(|c| db::outbox::sender_txs(c, chain_id, &m.address.0 .0)).unwrap();
     assert!(!txs.is_empty(), "{}: sent nothing", m.name);
     // The deposit went out before the daemon started.
     let first = txs[0].nonce;

@@ -104,13 +104,13 @@ pub fn get_proof(conn: &mut AnyConnection, task_id: &str) -> Result<Option<Proof
 /// unusable final artifact). Returns whether a task was removed.
 pub fn reset_final_task(conn: &mut AnyConnection, rollup: &str, init_batch: u64, now: Millis) -> Result<bool, DbError> {
     transaction(conn, |conn| {
-        let seq = super::get_sequence(conn, rollup, init_batch)?
+        let seq = super::sequences::get_sequence(conn, rollup, init_batch)?
             .ok_or_else(|| DbError::not_found(format!("sequence {rollup}/{init_batch}")))?;
         let id = crate::db::task_id(rollup, crate::db::TaskKind::Final, seq.init_batch, seq.final_batch);
         diesel::delete(proofs::table.find(&id)).execute(conn)?;
         let removed = diesel::delete(pt::table.find(&id)).execute(conn)?;
         if !seq.state.is_settled() {
-            super::update_sequence_state(conn, rollup, init_batch, crate::db::SequenceState::Proving, now)?;
+            super::sequences::update_sequence_state(conn, rollup, init_batch, crate::db::SequenceState::Proving, now)?;
         }
         Ok(removed > 0)
     })

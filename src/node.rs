@@ -7,7 +7,7 @@
 //! * one watcher per base chain: confirmed sequences → database, reorgs →
 //!   rewind, the contract's verified batch → sequences marked verified;
 //! * the [`ProofGenerator`] and its sequence supervisors
-//!   ([`super::generator`]), woken by the watcher;
+//!   ([`crate::aggregator::generator`]), woken by the watcher;
 //! * the [`ProofRouter`], the dispatcher's sink: every accepted proof goes
 //!   to the actor that owns its task, which stores it.
 
@@ -21,15 +21,16 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use anyhow::Context as _;
 use tokio::sync::watch;
 
-use super::dispatcher::provers::RegistryConfig;
-use super::dispatcher::queue::QueueConfig;
-use super::dispatcher::verify::Groth16TaskVerifier;
-use super::dispatcher::{Dispatcher, DispatcherConfig, DispatcherHandle};
-use super::generator::{GeneratorCtx, ProofGenerator, ProofRouter, Registry, Wake};
-use super::ha::{self, Role};
-use super::manager::{self, SenderRollup, MAX_BACKOFF};
-use super::pause::PauseSwitch;
-use super::pipeline::{self, RollupCtx};
+use crate::aggregator::dispatcher::provers::RegistryConfig;
+use crate::aggregator::dispatcher::queue::QueueConfig;
+use crate::aggregator::dispatcher::verify::Groth16TaskVerifier;
+use crate::aggregator::dispatcher::{Dispatcher, DispatcherConfig, DispatcherHandle};
+use crate::aggregator::generator::{GeneratorCtx, ProofGenerator, ProofRouter, Registry, Wake};
+use crate::aggregator::genesis::{check_genesis, load_genesis};
+use crate::aggregator::ha::{self, Role};
+use crate::aggregator::manager::{self, SenderRollup, MAX_BACKOFF};
+use crate::aggregator::pause::PauseSwitch;
+use crate::aggregator::pipeline::{self, RollupCtx};
 use crate::api::control::{ChainProbe, ControlApi, RollupInfo};
 use crate::api::prover::ProverApi;
 use crate::api::standby::StandbyApi;
@@ -39,33 +40,12 @@ use crate::chain::watcher::{Cursor, Poll, Watcher};
 use crate::chain::{address_bytes, b256_to_root, load_signer};
 use crate::circuit::keys::VerifierKey;
 use crate::circuit::public::domain;
-use crate::circuit::{Account, StateTree};
+use crate::circuit::StateTree;
 use crate::config::{Config, RollupConfig};
 use crate::db::lease::Fence;
 use crate::db::{self, Db};
 use crate::prover::Groth16Verifier;
 use crate::token::BearerToken;
-
-/// Reads a genesis file: `[[index, {"balance": .., "nonce": ..}], ...]`.
-pub fn load_genesis(path: &std::path::Path) -> anyhow::Result<Vec<(u64, Account)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading genesis file {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing genesis file {}", path.display()))
-}
-
-/// Checks that genesis accounts fit a tree of `depth` levels and name each
-/// index once (a tree would silently keep the last of two entries).
-pub fn check_genesis(genesis: &[(u64, Account)], depth: usize) -> anyhow::Result<()> {
-    let fits = |i: u64| depth >= 64 || i >> depth == 0;
-    let mut seen = std::collections::BTreeSet::new();
-    for (i, _) in genesis {
-        anyhow::ensure!(
-            fits(*i),
-            "account index {i} does not fit the shape's tree of depth {depth} (indices below 2^{depth})"
-        );
-        anyhow::ensure!(seen.insert(*i), "account index {i} appears twice");
-    }
-    Ok(())
-}
 
 struct RollupRuntime {
     ctx: RollupCtx,
@@ -387,7 +367,7 @@ async fn watch_chain(
         }
         let step = async {
             let cursor = db
-                .run(move |c| db::get_chain_cursor(c, chain_id))
+                .run(move |c| db::chain::get_chain_cursor(c, chain_id))
                 .await?
                 .map(|c| Cursor { block: c.block_number, hash: c.block_hash.into() });
             if let Some(c) = &cursor {
@@ -404,7 +384,7 @@ async fn watch_chain(
                                 let mine: Vec<_> = sequences.iter().filter(|s| s.rollup == *addr).cloned().collect();
                                 pipeline::ingest(c, ctx, &mine, db::now_ms())?;
                             }
-                            db::set_chain_cursor(c, chain_id, cursor.block, &cursor.hash.0, db::now_ms())
+                            db::chain::set_chain_cursor(c, chain_id, cursor.block, &cursor.hash.0, db::now_ms())
                         })
                     })
                     .await?;
@@ -425,9 +405,9 @@ async fn watch_chain(
                     db.run(move |c| {
                         db::transaction(c, |c| {
                             for n in &names {
-                                db::rewind(c, n, rewind_to)?;
+                                db::sequences::rewind(c, n, rewind_to)?;
                             }
-                            db::set_chain_cursor(c, chain_id, rewind_to, &hash.0, db::now_ms())
+                            db::chain::set_chain_cursor(c, chain_id, rewind_to, &hash.0, db::now_ms())
                         })
                     })
                     .await?;
@@ -466,21 +446,5 @@ async fn watch_chain(
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn genesis_accounts_must_fit_the_tree_and_be_unique() {
-        let a = Account { balance: 5, nonce: 0 };
-        check_genesis(&[(0, a), (15, a)], 4).unwrap();
-        let err = format!("{:#}", check_genesis(&[(16, a)], 4).unwrap_err());
-        assert!(err.contains("index 16") && err.contains("depth 4"), "{err}");
-        let err = format!("{:#}", check_genesis(&[(3, a), (3, a)], 4).unwrap_err());
-        assert!(err.contains("twice"), "{err}");
-        check_genesis(&[(u64::MAX, a)], 64).unwrap();
     }
 }

@@ -6,7 +6,7 @@ use crate::db::{transaction, AnyConnection, DbError};
 
 /// Stores an executor snapshot (replacing one at the same batch) and prunes
 /// the rollup's snapshots to the newest `keep` (at least one). Older ones are
-/// kept at all so a reorg [`rewind`](super::rewind) can fall back to one
+/// kept at all so a reorg [`rewind`](super::sequences::rewind) can fall back to one
 /// before the fork instead of replaying from genesis.
 pub fn save_rollup_state(conn: &mut AnyConnection, state: &RollupState, keep: usize) -> Result<(), DbError> {
     if state.rollup.is_empty() {
