@@ -30,6 +30,7 @@ pub struct Config {
     pub sender: SenderConfig,
     pub api: ApiConfig,
     pub failover: FailoverConfig,
+    pub retention: RetentionConfig,
     pub chains: Vec<ChainConfig>,
     pub rollups: Vec<RollupConfig>,
 }
@@ -141,6 +142,27 @@ pub struct FailoverConfig {
 impl Default for FailoverConfig {
     fn default() -> Self {
         FailoverConfig { lease_ms: 5_000, renew_ms: 1_000 }
+    }
+}
+
+/// What the database keeps of settled sequences (docs/ARCHITECTURE.md,
+/// "Retention"). A settled sequence whose submission is done and whose
+/// transactions are all final gives up its proofs and its transactions'
+/// signed bytes and calldata; its rows, states, hashes, fees and booked
+/// rewards stay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// How long after settling (verified or skipped) a sequence keeps them.
+    /// 0 drops them at the next pass.
+    pub keep_settled_s: u64,
+    /// How often the pruning pass runs.
+    pub interval_s: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { keep_settled_s: 3_600, interval_s: 60 }
     }
 }
 
@@ -368,6 +390,9 @@ impl Config {
                 "failover.lease_ms".into(),
                 "must be at least three times failover.renew_ms (a renewal may be late)",
             );
+        }
+        if self.retention.interval_s == 0 {
+            return invalid("retention.interval_s".into(), "must be at least 1");
         }
         if self.aggregator.max_attempts == 0 {
             return invalid("aggregator.max_attempts".into(), "must be at least 1");

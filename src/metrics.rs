@@ -251,6 +251,7 @@ pub struct Metrics {
 
     pub actors_live: IntGaugeVec,
     pub generator_restarts_total: IntCounterVec,
+    pub retention_pruned_sequences_total: IntCounter,
 
     pub sequence_latency_seconds: HistogramVec,
     pub sequence_stage_duration_seconds: HistogramVec,
@@ -434,6 +435,10 @@ impl Metrics {
                 "zkpow_generator_restarts_total",
                 "Proof generator children (and supervisor plans) restarted after a failure, by kind.",
                 &["kind"],
+            ),
+            retention_pruned_sequences_total: d.counter_plain(
+                "zkpow_retention_pruned_sequences_total",
+                "Settled sequences whose proofs and transaction bytes were dropped from the database.",
             ),
 
             sequence_latency_seconds: d.histogram(
@@ -750,6 +755,11 @@ pub fn actor_stopped(kind: &'static str) {
 /// A failed child of kind `kind` (or a supervisor's plan) is retried.
 pub fn generator_restart(kind: &'static str) {
     get().generator_restarts_total.with_label_values(&[kind]).inc();
+}
+
+/// `n` settled sequences were pruned.
+pub fn retention_pruned(n: usize) {
+    get().retention_pruned_sequences_total.inc_by(u64::try_from(n).unwrap_or(u64::MAX));
 }
 
 // ---- the dispatcher -------------------------------------------------------

@@ -122,6 +122,7 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
             let server = actix_web::HttpServer::new(move || {
                 let standby = standby.clone();
                 actix_web::App::new()
+                    .wrap(actix_web::middleware::from_fn(crate::api::limits::uri_length))
                     .configure(|c| standby.configure(c))
                     .configure(crate::api::health::configure)
                     .configure(crate::api::metrics::configure)
@@ -224,6 +225,7 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
         let api = api.clone();
         let control = control.clone();
         actix_web::App::new()
+            .wrap(actix_web::middleware::from_fn(crate::api::limits::uri_length))
             .configure(|c| api.configure(c))
             .configure(|c| control.configure(c))
             .configure(crate::api::health::configure)
@@ -285,6 +287,9 @@ pub async fn run(cfg: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Re
     } else {
         tracing::warn!("sender.enabled = false: proofs are not submitted on chain");
     }
+
+    // Retention: settled sequences give up their proofs and transaction bytes.
+    actix_rt::spawn(crate::aggregator::retention::run(db.clone(), cfg.retention.clone(), shutdown.clone()));
 
     // The Proof Generator.
     let gcx = GeneratorCtx { db: db.clone(), dispatcher: dispatcher.clone(), registry, fence: fence.clone() };

@@ -18,6 +18,7 @@ pub mod ha;
 pub mod manager;
 pub mod pause;
 pub mod pipeline;
+pub mod retention;
 pub mod sender;
 
 pub use crate::wire::task::{NewTask, ProofBundle, ProofPayload, Task, TaskId, TaskInput, TaskKind, TaskStatus};

@@ -385,6 +385,8 @@ fn sequence_json(s: &db::Sequence) -> serde_json::Value {
         "posted_at": s.posted_at,
         "verified_at": s.verified_at,
         "updated_at": s.updated_at,
+        // Set once retention dropped its proofs and transaction bytes.
+        "pruned_at": s.pruned_at,
     })
 }
 
@@ -447,6 +449,9 @@ async fn sequence(api: Api, req: HttpRequest, path: web::Path<(String, String)>)
     }
     if let Some(v) = seq.verified_at {
         timeline.push((v, "verified on chain".into()));
+    }
+    if let Some(p) = seq.pruned_at {
+        timeline.push((p, "proofs and transaction bytes pruned".into()));
     }
     timeline.sort();
     let mut views = Vec::with_capacity(tasks.len());

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod control;
 pub mod error;
 pub mod health;
+pub mod limits;
 pub mod metrics;
 pub mod prover;
 pub mod standby;

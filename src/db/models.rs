@@ -134,6 +134,9 @@ pub struct Sequence {
     pub state: SequenceState,
     pub verified_at: Option<Millis>,
     pub updated_at: Millis,
+    /// When its proofs and transaction bytes were dropped (settled sequences
+    /// only, `retention.keep_settled_s` after settling).
+    pub pruned_at: Option<Millis>,
 }
 
 impl Sequence {
@@ -312,6 +315,7 @@ pub(crate) struct SequenceRow {
     pub state: String,
     pub verified_at: Option<i64>,
     pub updated_at: i64,
+    pub pruned_at: Option<i64>,
 }
 
 impl TryFrom<SequenceRow> for Sequence {
@@ -328,6 +332,7 @@ impl TryFrom<SequenceRow> for Sequence {
             state: r.state.parse()?,
             verified_at: r.verified_at,
             updated_at: r.updated_at,
+            pruned_at: r.pruned_at,
         })
     }
 }

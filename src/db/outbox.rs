@@ -176,6 +176,26 @@ pub fn delete_tx(conn: &mut AnyConnection, id: &str) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Empties the signed bytes and calldata of a sequence's finished
+/// transactions (the rows stay: hash, nonce, purpose, fees and outcome).
+/// Open ones are left whole, since the monitor may still re-broadcast or
+/// bump them. Returns how many rows were emptied.
+pub fn strip_sequence_txs(conn: &mut AnyConnection, rollup: &str, init_batch: u64) -> Result<usize, DbError> {
+    let init = to_db(init_batch, "init batch")?;
+    let open: Vec<&str> = TxStatus::ALL.iter().filter(|s| s.is_open()).map(|s| s.as_str()).collect();
+    transaction(conn, |conn| {
+        Ok(diesel::update(
+            tx::table
+                .filter(tx::rollup.eq(rollup))
+                .filter(tx::init_batch.eq(init))
+                .filter(tx::status.ne_all(open))
+                .filter(tx::raw_tx.ne(Vec::<u8>::new()).or(tx::calldata.ne(Vec::<u8>::new()))),
+        )
+        .set((tx::raw_tx.eq(Vec::<u8>::new()), tx::calldata.eq(Vec::<u8>::new())))
+        .execute(conn)?)
+    })
+}
+
 /// What a booked chain log paid or cost us.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BookedKind {

@@ -22,6 +22,7 @@ diesel::table! {
         state -> Text,
         verified_at -> Nullable<BigInt>,
         updated_at -> BigInt,
+        pruned_at -> Nullable<BigInt>,
     }
 }
 

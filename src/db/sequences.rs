@@ -34,6 +34,7 @@ pub fn insert_sequence(
         state: SequenceState::Posted.as_str().to_string(),
         verified_at: None,
         updated_at: now,
+        pruned_at: None,
     };
     let batch_rows = batches
         .iter()
@@ -347,6 +348,49 @@ pub fn clear_verified_witnesses(conn: &mut AnyConnection, rollup: &str, since: M
     })
 }
 
+/// Settled sequences not pruned yet whose last state change is at or before
+/// `before`, oldest first, after the `after` key (keyset paging: `None` for
+/// the first page), at most `limit`. Whether each may be pruned is the
+/// caller's check (its submission and transactions).
+pub fn settled_unpruned(
+    conn: &mut AnyConnection,
+    before: Millis,
+    after: Option<(Millis, &str, u64)>,
+    limit: u32,
+) -> Result<Vec<Sequence>, DbError> {
+    let settled: Vec<&str> = SequenceState::ALL.iter().filter(|s| s.is_settled()).map(|s| s.as_str()).collect();
+    let mut q = sequences::table
+        .filter(sequences::state.eq_any(settled))
+        .filter(sequences::pruned_at.is_null())
+        .filter(sequences::updated_at.le(before))
+        .into_boxed();
+    if let Some((at, rollup, init)) = after {
+        let init = to_db(init, "init batch")?;
+        let rollup = rollup.to_string();
+        q = q.filter(sequences::updated_at.gt(at).or(sequences::updated_at.eq(at).and(
+            sequences::rollup.gt(rollup.clone()).or(sequences::rollup.eq(rollup).and(sequences::init_batch.gt(init))),
+        )));
+    }
+    convert_all(
+        q.order((sequences::updated_at.asc(), sequences::rollup.asc(), sequences::init_batch.asc()))
+            .limit(i64::from(limit))
+            .select(SequenceRow::as_select())
+            .load(conn)?,
+    )
+}
+
+/// Records that a sequence's proofs and transaction bytes are gone.
+pub fn mark_pruned(conn: &mut AnyConnection, rollup: &str, init_batch: u64, now: Millis) -> Result<(), DbError> {
+    let key = (rollup, to_db(init_batch, "init batch")?);
+    transaction(conn, |conn| {
+        let n = diesel::update(sequences::table.find(key)).set(sequences::pruned_at.eq(Some(now))).execute(conn)?;
+        if n == 0 {
+            return Err(DbError::not_found(format!("sequence {rollup}/{init_batch}")));
+        }
+        Ok(())
+    })
+}
+
 /// How many sequences of `rollup` are in each state (states with none are absent).
 pub fn count_sequences_by_state(conn: &mut AnyConnection, rollup: &str) -> Result<Vec<(SequenceState, u64)>, DbError> {
     let rows: Vec<(String, i64)> = sequences::table
@@ -427,6 +471,7 @@ mod tests {
             state: SequenceState::Proving,
             verified_at: None,
             updated_at: 5000,
+            pruned_at: None,
         };
         let stored_batches: Vec<Batch> = [batch(1), batch(2)]
             .into_iter()

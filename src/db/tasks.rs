@@ -99,6 +99,16 @@ pub fn get_proof(conn: &mut AnyConnection, task_id: &str) -> Result<Option<Proof
     proofs::table.find(task_id).select(ProofRow::as_select()).first(conn).optional()?.map(Proof::try_from).transpose()
 }
 
+/// Deletes the stored proofs of a sequence's tasks (the tasks stay, done,
+/// as its history). Returns how many were deleted.
+pub fn delete_sequence_proofs(conn: &mut AnyConnection, rollup: &str, init_batch: u64) -> Result<usize, DbError> {
+    let init = to_db(init_batch, "init batch")?;
+    transaction(conn, |conn| {
+        let ids = pt::table.filter(pt::rollup.eq(rollup)).filter(pt::init_batch.eq(init)).select(pt::id);
+        Ok(diesel::delete(proofs::table.filter(proofs::task_id.eq_any(ids))).execute(conn)?)
+    })
+}
+
 /// Forgets a sequence's final task and its proof and moves the sequence
 /// back to proving, so the planner creates the final task again (a lost or
 /// unusable final artifact). Returns whether a task was removed.

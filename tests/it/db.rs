@@ -50,6 +50,7 @@ on_both_backends!(
     restart_keeps_everything,
     async_run_uses_the_blocking_pool,
     submissions_outbox_and_operator_queries,
+    retention_prunes_only_finished_settled_sequences,
 );
 
 const T0: Millis = 1_700_000_000_000;
@@ -121,6 +122,38 @@ fn public_inputs(batch_num: u64) -> PublicInputs {
 
 fn proof(tag: u8, prover: &str) -> NewProof {
     NewProof { payload: vec![tag; 96], public_inputs: vec![public_inputs(1)], prover: Some(prover.to_string()) }
+}
+
+/// An outbox row of sequence `init` of rollup "r", pending.
+fn sample_tx(id: &str, sender: Addr20, nonce: u64, init: u64) -> ChainTx {
+    ChainTx {
+        id: id.into(),
+        chain_id: 1,
+        sender,
+        nonce,
+        purpose: TxPurpose::Commit,
+        rollup: "r".into(),
+        init_batch: init,
+        window_id: 1,
+        to: [9; 20],
+        calldata: vec![1, 2, 3],
+        gas_limit: 100_000,
+        max_fee_per_gas: 30_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        raw_tx: vec![0x02, 0xf8],
+        tx_hash: [nonce as u8; 32],
+        hashes: vec![[nonce as u8; 32]],
+        status: TxStatus::Pending,
+        sent_block: 100,
+        replacements: 0,
+        mined_block: None,
+        mined_hash: None,
+        gas_used: None,
+        effective_gas_price: None,
+        error: None,
+        created_at: T0,
+        updated_at: T0,
+    }
 }
 
 fn status(conn: &mut AnyConnection, id: &str) -> TaskStatus {
@@ -632,34 +665,7 @@ fn submissions_outbox_and_operator_queries(db: Db, _url: &str) {
     // The outbox: one row per nonce, open ones listed, the next nonce known.
     let me = [3u8; 20];
     assert_eq!(next_recorded_nonce(c, 1, &me).unwrap(), None);
-    let tx = |id: &str, nonce: u64| ChainTx {
-        id: id.into(),
-        chain_id: 1,
-        sender: me,
-        nonce,
-        purpose: TxPurpose::Commit,
-        rollup: "r".into(),
-        init_batch: 4,
-        window_id: 1,
-        to: [9; 20],
-        calldata: vec![1, 2, 3],
-        gas_limit: 100_000,
-        max_fee_per_gas: 30_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
-        raw_tx: vec![0x02, 0xf8],
-        tx_hash: [nonce as u8; 32],
-        hashes: vec![[nonce as u8; 32]],
-        status: TxStatus::Pending,
-        sent_block: 100,
-        replacements: 0,
-        mined_block: None,
-        mined_hash: None,
-        gas_used: None,
-        effective_gas_price: None,
-        error: None,
-        created_at: T0,
-        updated_at: T0,
-    };
+    let tx = |id: &str, nonce: u64| sample_tx(id, me, nonce, 4);
     insert_tx(c, &tx("a", 0)).unwrap();
     insert_tx(c, &tx("b", 1)).unwrap();
     assert!(insert_tx(c, &tx("c", 1)).is_err(), "a nonce is used once");
@@ -700,4 +706,84 @@ fn sqlite_urls_create_the_file_and_its_directories() {
         assert_eq!(db.with_conn(|c| get_chain_cursor(c, 5)).unwrap().unwrap().block_number, 6);
     }
     assert!(matches!(Db::connect("mysql://localhost/zkpow"), Err(DbError::InvalidUrl(_))));
+}
+
+fn retention_prunes_only_finished_settled_sequences(db: Db, _url: &str) {
+    use zkpow::aggregator::retention::{prune_settled, Pruned};
+    let mut conn = db.conn().unwrap();
+    let c = &mut *conn;
+    let me = [4u8; 20];
+    // From 1: a transaction's hash is its nonce repeated, and all-zero
+    // would read as "no hash".
+    let mut nonce = 1;
+    // (init, fin, state, submission done?, its transactions' statuses)
+    let cases: [(u64, u64, SequenceState, Option<bool>, &[TxStatus]); 6] = [
+        (1, 2, SequenceState::Verified, Some(true), &[TxStatus::Confirmed, TxStatus::Reverted, TxStatus::Confirmed]),
+        (3, 3, SequenceState::Verified, Some(false), &[TxStatus::Confirmed]),
+        (4, 4, SequenceState::Verified, Some(true), &[TxStatus::Confirmed, TxStatus::Mined]),
+        (5, 5, SequenceState::Proven, None, &[]),
+        (6, 6, SequenceState::Skipped, None, &[]),
+        (7, 7, SequenceState::Verified, Some(true), &[TxStatus::Confirmed]),
+    ];
+    for (i, (init, fin, state, done, txs)) in cases.iter().enumerate() {
+        insert(c, "r", *init, *fin, 10 + i as u64);
+        create_tasks(c, &tasks_for("r", *init, *fin), T0).unwrap();
+        for t in tasks_for("r", *init, *fin) {
+            complete_task(c, &t.id(), &proof(*init as u8, "p"), T0).unwrap();
+        }
+        // 7 settles last, inside the keep period of the pass below.
+        let at = if *init == 7 { T0 + 9_000 } else { T0 };
+        update_sequence_state(c, "r", *init, *state, at).unwrap();
+        if let Some(done) = done {
+            offer_submission(c, "r", *init, *fin, T0).unwrap();
+            let mut sub = get_submission(c, "r", *init).unwrap().unwrap();
+            sub.status = if *done { SubmissionStatus::Done } else { SubmissionStatus::Active };
+            save_submission(c, &sub).unwrap();
+        }
+        for status in txs.iter() {
+            let mut t = sample_tx(&format!("tx-{nonce}"), me, nonce, *init);
+            t.status = *status;
+            insert_tx(c, &t).unwrap();
+            nonce += 1;
+        }
+    }
+    let proofs_of = |c: &mut AnyConnection, init: u64, fin: u64| {
+        tasks_for("r", init, fin).iter().filter(|t| get_proof(c, &t.id()).unwrap().is_some()).count()
+    };
+    assert_eq!(proofs_of(c, 1, 2), 4);
+
+    // Settled at T0, pass at T0 + 10 s keeping 5 s: 1-2 (all final) and 6
+    // (skipped, nothing sent) go; 3 (submission active), 4 (a transaction
+    // still open), 5 (not settled) and 7 (settled 1 s ago) stay whole.
+    let now = T0 + 10_000;
+    let p = prune_settled(c, now, 5_000).unwrap();
+    assert_eq!(p, Pruned { sequences: 2, proofs: 4 + 2, transactions: 3 });
+    assert_eq!(proofs_of(c, 1, 2), 0);
+    let seq = get_sequence(c, "r", 1).unwrap().unwrap();
+    assert_eq!((seq.state, seq.pruned_at), (SequenceState::Verified, Some(now)));
+    for t in sequence_txs(c, "r", 1).unwrap() {
+        assert!(t.raw_tx.is_empty() && t.calldata.is_empty(), "{}", t.id);
+        assert_ne!(t.tx_hash, [0; 32], "the row and its hash stay");
+    }
+    assert_eq!(get_submission(c, "r", 1).unwrap().unwrap().status, SubmissionStatus::Done);
+    assert_eq!(sequence_tasks(c, "r", 1).unwrap().len(), 4, "tasks stay as history");
+    assert_eq!(get_sequence(c, "r", 6).unwrap().unwrap().pruned_at, Some(now));
+    for (init, fin) in [(3, 3), (4, 4), (5, 5), (7, 7)] {
+        assert_eq!(get_sequence(c, "r", init).unwrap().unwrap().pruned_at, None, "{init}");
+        assert_eq!(proofs_of(c, init, fin), 2, "{init}");
+        assert!(sequence_txs(c, "r", init).unwrap().iter().all(|t| !t.raw_tx.is_empty()), "{init}");
+    }
+
+    // A second pass has nothing left to do; once 3's submission is done and
+    // 4's transaction final, and 7's keep period over, they go too.
+    assert_eq!(prune_settled(c, now, 5_000).unwrap(), Pruned::default());
+    let mut sub = get_submission(c, "r", 3).unwrap().unwrap();
+    sub.status = SubmissionStatus::Done;
+    save_submission(c, &sub).unwrap();
+    let mut open = sequence_txs(c, "r", 4).unwrap().into_iter().find(|t| t.status == TxStatus::Mined).unwrap();
+    open.status = TxStatus::Confirmed;
+    save_tx(c, &open).unwrap();
+    let p = prune_settled(c, T0 + 20_000, 5_000).unwrap();
+    assert_eq!(p, Pruned { sequences: 3, proofs: 6, transactions: 4 });
+    assert_eq!(get_sequence(c, "r", 5).unwrap().unwrap().pruned_at, None, "never while unsettled");
 }

@@ -361,6 +361,13 @@ async fn control_api_checks(m: &Miner) {
         assert_eq!((st, error_code(&body).as_str()), (want, code), "{path}: {body}");
         assert!(!body["error"]["message"].as_str().unwrap_or("").is_empty(), "{path}: {body}");
     }
+    // An over-long request target, on a real socket: refused before routing,
+    // with or without a token, in the same shape.
+    let long = format!("/v1/sequences?rollup={}", "r".repeat(zkpow::api::limits::MAX_URI_BYTES));
+    for token in [true, false] {
+        let (st, body) = get(&long, token).await;
+        assert_eq!((st, error_code(&body).as_str()), (414, "uri_too_long"), "{body}");
+    }
     let (st, body) = post("/v1/sequences/r1/1/resend", true).await;
     assert_eq!((st, error_code(&body).as_str()), (409, "already_settled"), "{body}");
     let (st, body) = post("/v1/sequences/r1/x/resend", true).await;

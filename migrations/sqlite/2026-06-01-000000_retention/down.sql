@@ -1,0 +1,2 @@
+DROP INDEX sequences_unpruned;
+ALTER TABLE sequences DROP COLUMN pruned_at;
