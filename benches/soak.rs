@@ -125,6 +125,12 @@ struct Args {
     /// Keep the data directory (chain state, database, logs).
     #[arg(long)]
     keep: bool,
+    /// The aggregator's `retention.keep_settled_s`. 0 (with a pass every
+    /// 5 s) prunes each settled sequence within seconds, so the database's
+    /// growth is what a sequence keeps for good; with the daemon's default
+    /// (an hour) the same plateau comes an hour of sequences later.
+    #[arg(long, default_value_t = 0)]
+    keep_settled_s: u64,
     /// Passed by `cargo bench`: run the full benchmark.
     #[arg(long, hide = true)]
     bench: bool,
@@ -374,7 +380,7 @@ async fn start_network(args: &Args, dir: &Path) -> anyhow::Result<Network> {
             shape: SHAPE,
             genesis_file,
         }],
-        extra_toml: String::new(),
+        extra_toml: format!("[retention]\nkeep_settled_s = {}\ninterval_s = 5\n", args.keep_settled_s),
     })?;
     let (aggregator, _) = spawn_miner(Path::new(env!("CARGO_BIN_EXE_zkpow")), &config, "miner", 0, &logs)?;
 
@@ -462,6 +468,7 @@ fn file_mb(path: &Path) -> f64 {
 /// used when the aggregator does not export it.
 const TASKS_METRIC: &str = "zkpow_tasks_in_memory";
 const TASKS_FALLBACK: &str = "zkpow_tasks_queue_depth";
+const PRUNED_METRIC: &str = "zkpow_retention_pruned_sequences_total";
 
 /// The sum of a metric family's samples in the text format, None if absent.
 fn metric_sum(text: &str, name: &str) -> Option<i64> {
@@ -480,16 +487,20 @@ fn metric_sum(text: &str, name: &str) -> Option<i64> {
     found.then_some(sum as i64)
 }
 
-/// The task count and the metric it came from.
-async fn tasks_in_memory(client: &reqwest::Client, port: u16) -> anyhow::Result<(Option<i64>, &'static str)> {
-    let text = client
+async fn scrape(client: &reqwest::Client, port: u16) -> anyhow::Result<String> {
+    client
         .get(format!("http://127.0.0.1:{port}/metrics"))
         .send()
         .await
         .context("scraping /metrics")?
         .text()
         .await
-        .context("reading /metrics")?;
+        .context("reading /metrics")
+}
+
+/// The task count and the metric it came from.
+async fn tasks_in_memory(client: &reqwest::Client, port: u16) -> anyhow::Result<(Option<i64>, &'static str)> {
+    let text = scrape(client, port).await?;
     Ok(match metric_sum(&text, TASKS_METRIC) {
         Some(n) => (Some(n), TASKS_METRIC),
         None => (metric_sum(&text, TASKS_FALLBACK), TASKS_FALLBACK),
@@ -526,6 +537,8 @@ struct Outcome {
     elapsed_s: f64,
     rewarded: usize,
     blocks: u64,
+    /// Settled sequences the aggregator pruned by the end.
+    pruned: i64,
 }
 
 async fn run(args: &Args, dir: &Path) -> anyhow::Result<Outcome> {
@@ -628,7 +641,16 @@ async fn drive(args: &Args, net: &mut Network, started: Instant, limit: Duration
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (tasks, tasks_metric) = tasks_in_memory(&client, net.api_port).await?;
     samples.push(sample("all done".into(), posted.len(), args.sequences, tasks)?);
-    Ok(Outcome { samples, tasks_metric, elapsed_s: verified_at, rewarded, blocks })
+    // With keep_settled_s = 0 every sequence is pruned within a pass or two.
+    let pruned_by = Instant::now() + Duration::from_secs(if args.keep_settled_s == 0 { 30 } else { 0 });
+    let pruned = loop {
+        let n = metric_sum(&scrape(&client, net.api_port).await?, PRUNED_METRIC).unwrap_or(0);
+        if n >= args.sequences as i64 || Instant::now() >= pruned_by {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    Ok(Outcome { samples, tasks_metric, elapsed_s: verified_at, rewarded, blocks, pruned })
 }
 
 // ---------------------------------------------------------------------------
@@ -662,6 +684,7 @@ fn report(args: &Args, o: &Outcome, date: &str, load_start: &str) -> (String, bo
         args.sequences as f64 * 60.0 / o.elapsed_s.max(1e-9),
         o.rewarded
     );
+    s += &format!("- retention.keep_settled_s = {}: {} of them pruned by the end\n", args.keep_settled_s, o.pruned);
     s += &format!("- tasks: `{}` summed over its labels\n\n", o.tasks_metric);
     s += "| sample | elapsed s | posted | verified | aggregator RSS MB | of it anonymous MB | database MB | WAL MB | tasks in memory |\n";
     s += "|---|---|---|---|---|---|---|---|---|\n";
@@ -709,6 +732,14 @@ fn check_smoke(args: &Args, o: &Outcome) -> anyhow::Result<()> {
     for x in &o.samples {
         anyhow::ensure!(x.rss_mb > 1.0 && x.db_mb > 0.0, "implausible sample {x:?}");
         anyhow::ensure!(x.tasks.is_some(), "no task count in /metrics: {x:?}");
+    }
+    if args.keep_settled_s == 0 {
+        anyhow::ensure!(
+            o.pruned == args.sequences as i64,
+            "{} of {} settled sequences pruned",
+            o.pruned,
+            args.sequences
+        );
     }
     Ok(())
 }

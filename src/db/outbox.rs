@@ -180,19 +180,30 @@ pub fn delete_tx(conn: &mut AnyConnection, id: &str) -> Result<(), DbError> {
 /// transactions (the rows stay: hash, nonce, purpose, fees and outcome).
 /// Open ones are left whole, since the monitor may still re-broadcast or
 /// bump them. Returns how many rows were emptied.
+///
+/// Deleted and inserted again rather than updated, for the reason given at
+/// [`clear_witnesses`](super::sequences::clear_witnesses): a shrunk row
+/// would keep its page.
 pub fn strip_sequence_txs(conn: &mut AnyConnection, rollup: &str, init_batch: u64) -> Result<usize, DbError> {
     let init = to_db(init_batch, "init batch")?;
     let open: Vec<&str> = TxStatus::ALL.iter().filter(|s| s.is_open()).map(|s| s.as_str()).collect();
     transaction(conn, |conn| {
-        Ok(diesel::update(
-            tx::table
-                .filter(tx::rollup.eq(rollup))
-                .filter(tx::init_batch.eq(init))
-                .filter(tx::status.ne_all(open))
-                .filter(tx::raw_tx.ne(Vec::<u8>::new()).or(tx::calldata.ne(Vec::<u8>::new()))),
-        )
-        .set((tx::raw_tx.eq(Vec::<u8>::new()), tx::calldata.eq(Vec::<u8>::new())))
-        .execute(conn)?)
+        let full = tx::table
+            .filter(tx::rollup.eq(rollup))
+            .filter(tx::init_batch.eq(init))
+            .filter(tx::status.ne_all(open))
+            .filter(tx::raw_tx.ne(Vec::<u8>::new()).or(tx::calldata.ne(Vec::<u8>::new())));
+        let rows: Vec<ChainTxRow> = full.select(ChainTxRow::as_select()).load(conn)?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        diesel::delete(tx::table.filter(tx::id.eq_any(rows.iter().map(|r| r.id.clone())))).execute(conn)?;
+        let n = rows.len();
+        for r in rows {
+            let stripped = ChainTxRow { raw_tx: Vec::new(), calldata: Vec::new(), ..r };
+            diesel::insert_into(tx::table).values(&stripped).execute(conn)?;
+        }
+        Ok(n)
     })
 }
 

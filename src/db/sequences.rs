@@ -312,17 +312,40 @@ pub fn set_batch_roots(
 
 /// Drops the witnesses of a sequence's batches, which are large and useless
 /// once it is verified; the roots stay. Returns how many were dropped.
+///
+/// The rows are deleted and inserted again without their witness rather
+/// than updated: SQLite stores a row of up to 4 KB whole in its page, and
+/// an UPDATE that shrinks it leaves the page almost empty for good (batch
+/// numbers only grow, so no later row lands there). A delete frees and
+/// merges such pages, and the file stops growing with history.
 pub fn clear_witnesses(conn: &mut AnyConnection, rollup: &str, init_batch: u64) -> Result<usize, DbError> {
     let init = to_db(init_batch, "init batch")?;
     transaction(conn, |conn| {
-        Ok(diesel::update(
-            batches::table
-                .filter(batches::rollup.eq(rollup))
-                .filter(batches::init_batch.eq(init))
-                .filter(batches::witness.is_not_null()),
-        )
-        .set(batches::witness.eq(None::<String>))
-        .execute(conn)?)
+        let with_witness = batches::table
+            .filter(batches::rollup.eq(rollup))
+            .filter(batches::init_batch.eq(init))
+            .filter(batches::witness.is_not_null());
+        let kept: Vec<(String, i64, i64, Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>)> = with_witness
+            .select((
+                batches::rollup,
+                batches::batch_num,
+                batches::init_batch,
+                batches::data,
+                batches::data_hash,
+                batches::old_root,
+                batches::new_root,
+            ))
+            .load(conn)?;
+        if kept.is_empty() {
+            return Ok(0);
+        }
+        diesel::delete(with_witness).execute(conn)?;
+        let n = kept.len();
+        for (rollup, batch_num, init_batch, data, data_hash, old_root, new_root) in kept {
+            let row = BatchRow { rollup, batch_num, init_batch, data, data_hash, old_root, new_root, witness: None };
+            diesel::insert_into(batches::table).values(&row).execute(conn)?;
+        }
+        Ok(n)
     })
 }
 
@@ -337,14 +360,18 @@ pub fn clear_verified_witnesses(conn: &mut AnyConnection, rollup: &str, since: M
             .filter(sequences::state.eq(SequenceState::Verified.as_str()))
             .filter(sequences::verified_at.ge(since))
             .select(sequences::init_batch);
-        Ok(diesel::update(
-            batches::table
-                .filter(batches::rollup.eq(rollup))
-                .filter(batches::witness.is_not_null())
-                .filter(batches::init_batch.eq_any(verified)),
-        )
-        .set(batches::witness.eq(None::<String>))
-        .execute(conn)?)
+        let inits: Vec<i64> = batches::table
+            .filter(batches::rollup.eq(rollup))
+            .filter(batches::witness.is_not_null())
+            .filter(batches::init_batch.eq_any(verified))
+            .select(batches::init_batch)
+            .distinct()
+            .load(conn)?;
+        let mut n = 0;
+        for init in inits {
+            n += clear_witnesses(conn, rollup, from_db(init, "init batch")?)?;
+        }
+        Ok(n)
     })
 }
 
