@@ -53,6 +53,36 @@ pub fn get_submission(conn: &mut AnyConnection, rollup: &str, init_batch: u64) -
         .transpose()
 }
 
+/// Changes a submission in place: reads the row, locked, applies `change`
+/// and writes it back in one transaction, so two writers of different
+/// fields (the sender's status, the proof manager's bookings) never lose
+/// each other's change. SQLite's write transactions are serialized
+/// already (`BEGIN IMMEDIATE`); on PostgreSQL the row is read `FOR UPDATE`,
+/// without which two read-committed transactions could both read the old
+/// row and the second write drop the first. Returns false when there is no
+/// such submission.
+pub fn update_submission(
+    conn: &mut AnyConnection,
+    rollup: &str,
+    init_batch: u64,
+    change: impl FnOnce(&mut Submission),
+) -> Result<bool, DbError> {
+    let key = (rollup, to_db(init_batch, "init batch")?);
+    transaction(conn, |conn| {
+        let row: Option<SubmissionRow> = match conn {
+            AnyConnection::Postgres(c) => {
+                sub::table.find(key).select(SubmissionRow::as_select()).for_update().first(c).optional()?
+            }
+            AnyConnection::Sqlite(c) => sub::table.find(key).select(SubmissionRow::as_select()).first(c).optional()?,
+        };
+        let Some(row) = row else { return Ok(false) };
+        let mut s = Submission::try_from(row)?;
+        change(&mut s);
+        save_submission(conn, &s)?;
+        Ok(true)
+    })
+}
+
 /// Submissions of the given rollups (all when empty) in `status` (any when
 /// `None`), lowest sequence first: the order they must be verified in.
 pub fn list_submissions(
@@ -266,14 +296,13 @@ pub fn book_event(conn: &mut AnyConnection, ev: &BookedEvent, now: Millis) -> Re
                 be::created_at.eq(now),
             ))
             .execute(conn)?;
-        if let Some(mut s) = get_submission(conn, &ev.rollup, ev.init_batch)? {
+        update_submission(conn, &ev.rollup, ev.init_batch, |s| {
             match ev.kind {
                 BookedKind::Penalty => s.penalty_wei = s.penalty_wei.saturating_add(ev.amount_wei),
                 BookedKind::SettlerShare => s.reward_wei = s.reward_wei.saturating_add(ev.amount_wei),
             }
             s.updated_at = now;
-            save_submission(conn, &s)?;
-        }
+        })?;
         Ok(true)
     })
 }

@@ -51,6 +51,7 @@ on_both_backends!(
     async_run_uses_the_blocking_pool,
     submissions_outbox_and_operator_queries,
     retention_prunes_only_finished_settled_sequences,
+    concurrent_submission_changes_are_all_kept,
 );
 
 const T0: Millis = 1_700_000_000_000;
@@ -786,4 +787,41 @@ fn retention_prunes_only_finished_settled_sequences(db: Db, _url: &str) {
     let p = prune_settled(c, T0 + 20_000, 5_000).unwrap();
     assert_eq!(p, Pruned { sequences: 3, proofs: 6, transactions: 4 });
     assert_eq!(get_sequence(c, "r", 5).unwrap().unwrap().pruned_at, None, "never while unsettled");
+}
+
+fn concurrent_submission_changes_are_all_kept(db: Db, _url: &str) {
+    {
+        let mut conn = db.conn().unwrap();
+        insert(&mut conn, "r", 1, 1, 10);
+        offer_submission(&mut conn, "r", 1, 1, T0).unwrap();
+    }
+    // Two writers, as the sender and the proof manager are, each adding to
+    // its own field of the same row many times at once: every change stays.
+    const ROUNDS: u128 = 40;
+    let writers: Vec<_> = [true, false]
+        .into_iter()
+        .map(|reward| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                for _ in 0..ROUNDS {
+                    let mut conn = db.conn().unwrap();
+                    let found = update_submission(&mut conn, "r", 1, |s| {
+                        if reward {
+                            s.reward_wei += 1;
+                        } else {
+                            s.penalty_wei += 1;
+                        }
+                    })
+                    .unwrap();
+                    assert!(found);
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let s = db.with_conn(|c| get_submission(c, "r", 1)).unwrap().unwrap();
+    assert_eq!((s.reward_wei, s.penalty_wei), (ROUNDS, ROUNDS));
+    assert!(!db.with_conn(|c| update_submission(c, "r", 9, |_| {})).unwrap(), "no such submission");
 }

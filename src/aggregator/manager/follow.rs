@@ -109,11 +109,10 @@ impl TxFollower {
             .run(move |c| {
                 db::transaction(c, |c| {
                     if reward > 0 {
-                        if let Some(mut s) = db::outbox::get_submission(c, &tx.rollup, tx.init_batch)? {
+                        db::outbox::update_submission(c, &tx.rollup, tx.init_batch, |s| {
                             s.reward_wei += reward;
                             s.updated_at = db::now_ms();
-                            db::outbox::save_submission(c, &s)?;
-                        }
+                        })?;
                     }
                     if committed {
                         if let Some(q) = db::sequences::get_sequence(c, &tx.rollup, tx.init_batch)? {

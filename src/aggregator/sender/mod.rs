@@ -277,13 +277,9 @@ impl SenderCore {
         let (name, init) = (s.rollup.clone(), s.init_batch);
         self.db
             .run(move |c| {
-                db::transaction(c, |c| {
-                    if let Some(mut now) = db::outbox::get_submission(c, &name, init)? {
-                        change(&mut now);
-                        now.updated_at = db::now_ms();
-                        db::outbox::save_submission(c, &now)?;
-                    }
-                    Ok(())
+                db::outbox::update_submission(c, &name, init, |s| {
+                    change(s);
+                    s.updated_at = db::now_ms();
                 })
             })
             .await?;
