@@ -114,12 +114,21 @@ struct Args {
     /// Parts to run: any of a, b, c (e.g. `--parts a` to profile one).
     #[arg(long, value_delimiter = ',', default_value = "a,b,c")]
     parts: Vec<String>,
+    /// Where the two sides run: `split` pins the aggregator's threads to the
+    /// first half of the cores and the simulated provers' to the other half,
+    /// as provers on other machines would leave the aggregator its cores;
+    /// `shared` lets both use every core. Split needs at least 2 cores.
+    #[arg(long, value_enum, default_value_t = Cores::Split)]
+    cores: Cores,
     /// One tiny iteration of every part, checked (also the default without `--bench`).
     #[arg(long)]
     smoke: bool,
     /// Passed by `cargo bench`: run the full benchmark.
     #[arg(long, hide = true)]
     bench: bool,
+    /// The aggregator's and the provers' cores, when split.
+    #[arg(skip)]
+    split: Option<(Vec<usize>, Vec<usize>)>,
 }
 
 impl Args {
@@ -401,7 +410,17 @@ impl Provers {
         // Sleeping proofs each need a thread; instant ones only a couple.
         let threads = if proof_times.values().any(|d| !d.is_zero()) { n } else { 2 };
         let backend = SimulatedProverForBenchmarks { proof_times, received: received.clone() };
-        let pool = ProvingPool::new(Arc::new(backend), threads).context("starting the proving threads")?;
+        // Made on a thread with the provers' cores, which its threads inherit.
+        let cores = PROVER_CORES.get().cloned().flatten();
+        let pool = std::thread::spawn(move || {
+            if let Some(c) = &cores {
+                pin_current_thread(c);
+            }
+            ProvingPool::new(Arc::new(backend), threads)
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the thread starting the proving pool panicked"))?
+        .context("starting the proving threads")?;
         let mut cfg = WorkerConfig::new(url, BearerToken::new(TOKEN)?, "sim");
         cfg.slots = n;
         cfg.backoff_min = Duration::from_millis(20);
@@ -732,6 +751,10 @@ fn report(args: &Args, r: &Results, load_start: &str) -> (String, bool) {
     let mut s = String::from("# zkpow dispatcher benchmark\n\n");
     s += &format!("- date: {}\n- machine: {}\n", utc_now(), machine());
     s += &format!("- load average (1, 5, 15 min): {load_start} at the start, {} at the end\n", loadavg());
+    s += &match &args.split {
+        Some((a, p)) => format!("- cores: the aggregator's threads on {a:?}, the simulated provers' on {p:?}\n"),
+        None => "- cores: shared by the aggregator and the simulated provers\n".to_string(),
+    };
     s += &format!("- runs per measurement: {} (medians; every run's value listed)\n\n", args.runs);
     s += "| measurement | goal | runs | median | met |\n|---|---|---|---|---|\n";
     let mut row = |name: String, goal: &str, vals: &[f64], digits: usize, met: bool| {
@@ -834,13 +857,34 @@ fn main() -> ExitCode {
     }
     // 1,000 provers are 1,000 connections on each side.
     raise_fd_limit();
+    let split = match (args.cores, core_halves()) {
+        (Cores::Split, Some((aggregator, provers))) => {
+            // Everything this thread starts from here on (the actix system,
+            // its HTTP workers, the dispatcher) inherits the aggregator's half.
+            pin_current_thread(&aggregator);
+            let _ = PROVER_CORES.set(Some(provers.clone()));
+            Some((aggregator, provers))
+        }
+        (Cores::Split, None) => {
+            eprintln!("--cores split needs at least 2 cores; running shared");
+            None
+        }
+        (Cores::Shared, _) => None,
+    };
+    args.split = split.clone();
     let load_start = loadavg();
     // The provers' own runtime, as if they were other processes (two
     // threads: the machine's cores), made and dropped outside the
     // aggregator's system, which may not drop a runtime.
+    let prover_cores = split.map(|(_, p)| p);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("sim-prover")
+        .on_thread_start(move || {
+            if let Some(c) = &prover_cores {
+                pin_current_thread(c);
+            }
+        })
         .enable_all()
         .build()
     {
@@ -902,6 +946,48 @@ fn raise_fd_limit() {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
             lim.rlim_cur = lim.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Cores {
+    Split,
+    Shared,
+}
+
+/// The provers' half of the cores when the run is split, for the threads
+/// the provers' side starts.
+static PROVER_CORES: OnceLock<Option<Vec<usize>>> = OnceLock::new();
+
+/// The cores this process may use, split in two halves (aggregator first),
+/// or None with fewer than two.
+fn core_halves() -> Option<(Vec<usize>, Vec<usize>)> {
+    // SAFETY: sched_getaffinity writes only into the set passed, of the size given.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
+        return None;
+    }
+    // SAFETY: CPU_ISSET reads the set filled above.
+    let cores: Vec<usize> = (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect();
+    if cores.len() < 2 {
+        return None;
+    }
+    let (a, p) = cores.split_at(cores.len() / 2);
+    Some((a.to_vec(), p.to_vec()))
+}
+
+/// Restricts the calling thread (and the threads it starts later) to `cores`.
+fn pin_current_thread(cores: &[usize]) {
+    // SAFETY: the set is built locally and passed with its own size; pid 0 is
+    // the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cores {
+            libc::CPU_SET(c, &mut set);
+        }
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            eprintln!("pinning a thread to cores {cores:?} failed: {}", std::io::Error::last_os_error());
         }
     }
 }

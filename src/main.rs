@@ -7,6 +7,14 @@ use zkpow::circuit::keys::Keys;
 use zkpow::circuit::Shape;
 use zkpow::config::Config;
 
+// jemalloc rather than glibc's malloc, for the daemons' sake: glibc keeps
+// freed memory in per-thread arenas and raises its trim threshold after
+// large frees, so a long-running aggregator's RSS crept up with no live data
+// behind it (docs/BENCHMARKS.md, "Soak"); jemalloc hands idle pages back
+// after a few seconds. Unprefixed, so SQLite's allocations go through it too.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// zkpow: prove rollup sequences with Groth16 and earn rewards on-chain.
 #[derive(Parser)]
 #[command(name = "zkpow", version, about, long_about = None)]

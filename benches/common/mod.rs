@@ -18,7 +18,9 @@ pub fn machine() -> String {
             c.lines().find(|l| l.starts_with(key)).and_then(|l| l.split(':').nth(1)).map(|v| v.trim().to_string())
         })
     };
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    // The machine's, not this thread's: a benchmark may have pinned itself.
+    // SAFETY: sysconf reads a constant of the system.
+    let cores = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(0);
     let cpu = info("/proc/cpuinfo", "model name").unwrap_or_else(|| "unknown CPU".into());
     let mem = info("/proc/meminfo", "MemTotal").unwrap_or_default();
     format!("{cores} cores, {cpu}, {mem} memory")

@@ -161,8 +161,8 @@ fn status(conn: &mut AnyConnection, id: &str) -> TaskStatus {
     get_task(conn, id).unwrap().unwrap().status
 }
 
-/// (journal_mode, foreign_keys, busy_timeout) of a SQLite connection.
-fn sqlite_pragmas(c: &mut diesel::SqliteConnection) -> (String, i32, i32) {
+/// (journal_mode, foreign_keys, busy_timeout, cache_size) of a SQLite connection.
+fn sqlite_pragmas(c: &mut diesel::SqliteConnection) -> (String, i32, i32, i32) {
     use diesel::sql_types::{Integer, Text};
     #[derive(QueryableByName)]
     struct Mode {
@@ -179,10 +179,16 @@ fn sqlite_pragmas(c: &mut diesel::SqliteConnection) -> (String, i32, i32) {
         #[diesel(sql_type = Integer)]
         timeout: i32,
     }
+    #[derive(QueryableByName)]
+    struct Cache {
+        #[diesel(sql_type = Integer)]
+        cache_size: i32,
+    }
     let mode: Mode = diesel::sql_query("PRAGMA journal_mode").get_result(c).unwrap();
     let keys: Keys = diesel::sql_query("PRAGMA foreign_keys").get_result(c).unwrap();
     let timeout: Timeout = diesel::sql_query("PRAGMA busy_timeout").get_result(c).unwrap();
-    (mode.journal_mode, keys.foreign_keys, timeout.timeout)
+    let cache: Cache = diesel::sql_query("PRAGMA cache_size").get_result(c).unwrap();
+    (mode.journal_mode, keys.foreign_keys, timeout.timeout, cache.cache_size)
 }
 
 // ---- scenarios ----
@@ -201,7 +207,7 @@ fn migrations_apply_and_are_idempotent(db: Db, url: &str) {
     let mut second = db.conn().unwrap();
     for c in [&mut *conn, &mut *second] {
         if let AnyConnection::Sqlite(c) = c {
-            assert_eq!(sqlite_pragmas(c), ("wal".to_string(), 1, 5000));
+            assert_eq!(sqlite_pragmas(c), ("wal".to_string(), 1, 5000, -1024));
         }
     }
     drop((conn, second));
