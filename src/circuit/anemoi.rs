@@ -483,7 +483,7 @@ mod tests {
             state[..L].copy_from_slice(&x);
             state[L..].copy_from_slice(&y);
         };
-        let sigma_one = input.len() % rate == 0;
+        let sigma_one = input.len().is_multiple_of(rate);
         let mut i = 0;
         for e in input {
             state[i] += e;

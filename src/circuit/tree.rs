@@ -389,7 +389,8 @@ mod tests {
         // under one binary top level.
         let low = [(1u64, Account { balance: 7, nonce: 1 }), (14, Account { balance: 9, nonce: 0 })];
         let high = [(3u64, Account { balance: 2, nonce: 5 })];
-        let binary: [(Version, fn(Fr, Fr) -> Fr); 2] = [(Version::V2, hash2), (Version::V3, jive2)];
+        type Hash2 = fn(Fr, Fr) -> Fr;
+        let binary: [(Version, Hash2); 2] = [(Version::V2, hash2), (Version::V3, jive2)];
         for (version, h2) in binary {
             let whole = StateTree::of_version_with_accounts(
                 version,
