@@ -45,9 +45,10 @@ run: tools
 ## run (docs/BENCHMARKS.md).
 bench: bench-prove bench-dispatch forge-gas bench-throughput bench-soak
 
-## Circuit v1 against v2, backend overhead and prover scaling (30 to 60
-## minutes, most of it key generation the first time). One part only, e.g.:
-## ZKPOW_BENCH_PARTS=versions make bench-prove
+## Circuit versions side by side (v1, v2, v3), backend overhead and prover
+## scaling (30 to 60 minutes, most of it key generation the first time). One
+## part only, e.g.: ZKPOW_BENCH_PARTS=versions make bench-prove
+## (ZKPOW_BENCH_VERSIONS="1;3" compares two versions only)
 bench-prove:
 	$(CARGO) bench --bench prove
 

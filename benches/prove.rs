@@ -1,12 +1,15 @@
 //! Proving benchmarks, in three parts (`ZKPOW_BENCH_PARTS`, a
 //! `;`-separated subset of `versions;compare;scaling`, all by default).
 //!
-//! `versions`: the circuit version this build proves against the one it
-//! replaced (version 1: binary tree, width-3 Poseidon), per shape: exact
+//! `versions`: the circuit versions side by side (version 1: binary tree,
+//! width-3 Poseidon; version 2: 4-ary tree, width-5 Poseidon; version 3,
+//! this build's: the 4-ary tree hashed with Anemoi), per shape: exact
 //! constraints per transfer from `ConstraintCount`, and raw bellman proving
-//! time of the same transfers in each version, alternated in one run so
-//! machine noise hits both alike. Version-1 parameters are cached in
-//! `v1/` below the test parameter directory.
+//! time of the same transfers in each version, the order rotated from run to
+//! run in one process so machine noise hits all alike. Which versions:
+//! `ZKPOW_BENCH_VERSIONS` (default `1;2;3`, the first is the baseline).
+//! Older versions' parameters are cached in `v1/`, `v2/` below the test
+//! parameter directory.
 //!
 //! `compare`: the zkpow backend (`ProverBackend::prove` / `verify`, which
 //! add public-input derivation, EIP-2537 encoding and the prover's
@@ -95,8 +98,7 @@ fn sample_transfers(shape: Shape, rng: &mut rand::rngs::ChaCha20Rng) -> Vec<Tran
 /// The witness of `transfers` over the benchmark's genesis in the tree of
 /// `version`.
 fn sample_witness(shape: Shape, version: Version, transfers: &[Transfer]) -> anyhow::Result<BatchWitness> {
-    let mut state =
-        StateTree::with_arity_and_accounts(version.arity(), shape.d, genesis_accounts(shape, 64, 1_000_000));
+    let mut state = StateTree::of_version_with_accounts(version, shape.d, genesis_accounts(shape, 64, 1_000_000));
     Ok(apply_batch(&mut state, shape, &encode(shape, transfers)?)?.0)
 }
 
@@ -161,45 +163,82 @@ fn print_machine(runs: usize) {
     println!("runs per shape: {runs} (medians)\n");
 }
 
-/// Version 1 against the current version: constraints and proving time.
+/// The circuit versions side by side: constraints and proving time, each
+/// against the first version listed.
 fn versions(shapes: &[Shape], runs: usize) -> anyhow::Result<()> {
-    let old = Version::V1;
-    let new = Version::CURRENT;
+    let numbers: Vec<u32> = env_list("ZKPOW_BENCH_VERSIONS", "1;2;3")?;
+    let versions = numbers
+        .iter()
+        .map(|n| {
+            Version::from_number(*n).ok_or_else(|| anyhow::anyhow!("ZKPOW_BENCH_VERSIONS: no circuit version {n}"))
+        })
+        .collect::<anyhow::Result<Vec<Version>>>()?;
+    anyhow::ensure!(!versions.is_empty(), "ZKPOW_BENCH_VERSIONS: no version");
+    let names: Vec<String> = versions.iter().map(|v| format!("v{}", v.number())).collect();
+    let base = &names[0];
     println!(
-        "Circuit versions: v{} (binary tree, width-3 Poseidon) against v{} (this build)\n",
-        old.number(),
-        new.number()
+        "Circuit versions {} (v1: binary tree, width-3 Poseidon; v2: 4-ary tree, width-5 Poseidon; v3: 4-ary tree, Anemoi Jive; this build proves v{})\n",
+        names.join(", "),
+        Version::CURRENT.number()
     );
-    println!("| shape (K,D) | v{0} constraints | v{0} per transfer | v{1} constraints | v{1} per transfer | per transfer change | keys s v{0} / v{1} | prove v{0} ms | prove v{1} ms | time ratio v{1}/v{0} |", old.number(), new.number());
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut header = String::from("| shape (K,D) |");
+    let mut rule = String::from("|---|");
+    for (i, name) in names.iter().enumerate() {
+        header += &format!(" {name} per transfer |");
+        rule += "---|";
+        if i > 0 {
+            header += &format!(" {name} vs {base} |");
+            rule += "---|";
+        }
+    }
+    for name in &names {
+        header += &format!(" keys s {name} |");
+        rule += "---|";
+    }
+    for (i, name) in names.iter().enumerate() {
+        header += &format!(" prove {name} ms |");
+        rule += "---|";
+        if i > 0 {
+            header += &format!(" time {name}/{base} |");
+            rule += "---|";
+        }
+    }
+    println!("{header}\n{rule}");
     let mut rng = rand::rngs::ChaCha20Rng::seed_from_u64(3);
-    let v1_dir = test_params_dir().join("v1");
     for &shape in shapes {
-        let counts = [ConstraintCount::of_version(shape, old)?, ConstraintCount::of_version(shape, new)?];
-        let started = Instant::now();
-        let old_keys = Keys::load_or_setup_version(&v1_dir, shape, old, &mut rand::rng())?;
-        let old_keys_s = started.elapsed().as_secs_f64();
-        let started = Instant::now();
-        let new_keys = cached_test_keys(shape)?;
-        let new_keys_s = started.elapsed().as_secs_f64();
-        let keys = [&old_keys, &new_keys];
+        let mut counts = Vec::new();
+        let mut keys = Vec::new();
+        let mut key_secs = Vec::new();
+        for &version in &versions {
+            counts.push(ConstraintCount::of_version(shape, version)?);
+            let started = Instant::now();
+            keys.push(if version == Version::CURRENT {
+                cached_test_keys(shape)?
+            } else {
+                let dir = test_params_dir().join(format!("v{}", version.number()));
+                Keys::load_or_setup_version(&dir, shape, version, &mut rand::rng())?
+            });
+            key_secs.push(started.elapsed().as_secs_f64());
+        }
 
-        // The same transfers in both trees; the public inputs differ only in
+        // The same transfers in every tree; the public inputs differ only in
         // the roots.
         let transfers = sample_transfers(shape, &mut rng);
         let mut jobs = Vec::new();
-        for version in [old, new] {
+        for &version in &versions {
             let witness = sample_witness(shape, version, &transfers)?;
             let req = ProofRequest { witness, domain: domain(1, &[1; 20]), batch_num: 1, miner: [2; 20] };
             let public = req.public_inputs();
             jobs.push((version, req.witness, public));
         }
 
-        let mut times = [Vec::new(), Vec::new()];
+        let n = versions.len();
+        let mut times = vec![Vec::new(); n];
         for run in 0..runs {
-            // Alternate which goes first so warm caches and frequency drift
-            // favour neither side.
-            for side in [run % 2, 1 - run % 2] {
+            // Rotate which goes first so warm caches and frequency drift
+            // favour none of them.
+            for k in 0..n {
+                let side = (run + k) % n;
                 let (version, witness, public) = &jobs[side];
                 let circuit =
                     BatchCircuit { shape, version: *version, witness: Some(witness.clone()), public: Some(*public) };
@@ -210,24 +249,26 @@ fn versions(shapes: &[Shape], runs: usize) -> anyhow::Result<()> {
                     .map_err(|e| anyhow::anyhow!("{shape} v{}: the proof does not verify: {e:?}", version.number()))?;
             }
         }
-        let [t_old, t_new] = times.map(median);
+        let medians: Vec<Duration> = times.into_iter().map(median).collect();
         // Integer division, as the constraint tables in docs/BENCHMARKS.md.
-        let per = |c: &ConstraintCount| (c.constraints / shape.k) as f64;
-        println!(
-            "| {},{} | {} | {:.0} | {} | {:.0} | {:+.1}% | {:.1} / {:.1} | {:.0} | {:.0} | {:.3} |",
-            shape.k,
-            shape.d,
-            counts[0].constraints,
-            per(&counts[0]),
-            counts[1].constraints,
-            per(&counts[1]),
-            (per(&counts[1]) / per(&counts[0]) - 1.0) * 100.0,
-            old_keys_s,
-            new_keys_s,
-            ms(t_old),
-            ms(t_new),
-            t_new.as_secs_f64() / t_old.as_secs_f64(),
-        );
+        let per: Vec<usize> = counts.iter().map(|c| c.constraints / shape.k).collect();
+        let mut row = format!("| {},{} |", shape.k, shape.d);
+        for i in 0..n {
+            row += &format!(" {} |", per[i]);
+            if i > 0 {
+                row += &format!(" {:+.1}% |", (per[i] as f64 / per[0] as f64 - 1.0) * 100.0);
+            }
+        }
+        for s in &key_secs {
+            row += &format!(" {s:.1} |");
+        }
+        for i in 0..n {
+            row += &format!(" {:.0} |", ms(medians[i]));
+            if i > 0 {
+                row += &format!(" {:.3} |", medians[i].as_secs_f64() / medians[0].as_secs_f64());
+            }
+        }
+        println!("{row}");
     }
     println!();
     Ok(())

@@ -1,6 +1,6 @@
-//! The batch circuit: K transfers applied to a Poseidon sparse Merkle tree,
-//! with the SHA-256 of the posted batch bytes computed in-circuit; in every
-//! [`Version`] this build can synthesize.
+//! The batch circuit: K transfers applied to a sparse Merkle tree of
+//! accounts, with the SHA-256 of the posted batch bytes computed in-circuit;
+//! in every [`Version`] this build can synthesize.
 //!
 //! Per transfer: open the sender (a depth-D path), apply the debit if the
 //! transfer is valid, recompute the intermediate root, open the receiver
@@ -33,6 +33,14 @@
 //! `balance + 2^64 * nonce` and takes the balance and nonce as their two
 //! halves, so each opening has exactly one (balance, nonce) reading.
 //!
+//! # Version 3
+//!
+//! Version 2's tree, selection and openings; only the node hash changes, to
+//! Anemoi in Jive mode ([`super::anemoi`]): 210 constraints per 4-ary node
+//! (21 rounds of two 5-constraint Flystels) instead of 297, and 160 for the
+//! binary top level of an odd depth (32 rounds, one column) instead of 240.
+//! Per unit of depth and transfer that is 427 constraints against 601.
+//!
 //! # Version 1
 //!
 //! A binary tree with the width-3 Poseidon (243 per level, nothing folded)
@@ -48,6 +56,7 @@ use bellman::gadgets::boolean::{AllocatedBit, Boolean};
 use bellman::gadgets::sha256::sha256;
 use bellman::{Circuit, ConstraintSystem, SynthesisError};
 
+use super::anemoi::{jive2_gadget, jive4_gadget};
 use super::batch::TRANSFER_BYTES;
 use super::executor::{BatchWitness, TransferWitness};
 use super::gadgets::{all, alloc_bits_le, bool_expr, is_zero, pack_be, pack_le, select, to_bits_le, Expr};
@@ -215,8 +224,8 @@ struct Opening {
     leaf: Expr,
 }
 
-/// Version 2: 128 constraints (the leaf's bits), a unique reading of the
-/// leaf. Version 1: 65 (the balance's range check), see the module docs.
+/// Versions 2 and 3: 128 constraints (the leaf's bits), a unique reading of
+/// the leaf. Version 1: 65 (the balance's range check), see the module docs.
 fn open_account<CS: ConstraintSystem<Fr>>(
     cs: &mut CS,
     version: Version,
@@ -224,7 +233,7 @@ fn open_account<CS: ConstraintSystem<Fr>>(
     account: Option<Account>,
 ) -> Result<Opening, SynthesisError> {
     match version {
-        Version::V2 => {
+        Version::V2 | Version::V3 => {
             let bits = alloc_bits_le(cs.namespace(|| format!("{who} account")), account.map(|a| a.packed()), 128)?;
             Ok(Opening { balance: pack_le(&bits[..64]), nonce: pack_le(&bits[64..]), leaf: pack_le(&bits) })
         }
@@ -292,31 +301,37 @@ fn account_path<CS: ConstraintSystem<Fr>>(
 }
 
 /// Root of the path from `leaf`. Per binary level one constraint for the
-/// swap and a width-3 Poseidon; per 4-ary level three for the selection and
-/// a width-5 Poseidon.
+/// swap and the version's two-to-one hash; per 4-ary level three for the
+/// selection and its four-to-one hash.
 fn root_from<CS: ConstraintSystem<Fr>>(
     mut cs: CS,
     version: Version,
     leaf: &Expr,
     path: &[PathLevel],
 ) -> Result<Expr, SynthesisError> {
-    let folding = match version {
-        Version::V1 => Folding::Nothing,
-        Version::V2 => Folding::Constants,
-    };
     let mut cur = leaf.clone();
     for (h, level) in path.iter().enumerate() {
         let mut cs = cs.namespace(|| format!("level {h}"));
         cur = match level {
             PathLevel::Binary { bit, sibling } => {
                 // When the bit is set the current node is the right child.
-                let left = select(cs.namespace(|| "left"), bit, sibling, &cur)?;
+                let left = select(cs.namespace(|| "left"), bit, sibling, &cur)?.compact();
                 let right = cur.add(sibling).sub(&left).compact();
-                hash2_gadget(cs.namespace(|| "hash"), &left.compact(), &right, folding)?
+                let cs = cs.namespace(|| "hash");
+                match version {
+                    Version::V1 => hash2_gadget(cs, &left, &right, Folding::Nothing)?,
+                    Version::V2 => hash2_gadget(cs, &left, &right, Folding::Constants)?,
+                    Version::V3 => jive2_gadget(cs, &left, &right)?,
+                }
             }
             PathLevel::Quaternary { b0, b1, b01, siblings } => {
-                let children = children4(cs.namespace(|| "select"), &cur, b0, b1, b01, siblings)?;
-                hash4_gadget(cs.namespace(|| "hash"), &children.map(|c| c.compact()))?
+                let children = children4(cs.namespace(|| "select"), &cur, b0, b1, b01, siblings)?.map(|c| c.compact());
+                let cs = cs.namespace(|| "hash");
+                match version {
+                    Version::V1 => unreachable!("version 1's tree is binary"),
+                    Version::V2 => hash4_gadget(cs, &children)?,
+                    Version::V3 => jive4_gadget(cs, &children)?,
+                }
             }
         };
     }
@@ -426,7 +441,7 @@ mod tests {
     use crate::circuit::executor::apply_batch;
     use crate::circuit::public::{data_hash, domain, miner};
     use crate::circuit::sample::random_transfers;
-    use crate::circuit::tree::{root_from_path, Account, Arity, StateTree};
+    use crate::circuit::tree::{root_from_path, Account, StateTree};
     use crate::circuit::{Transfer, TransferOutcome};
     use bellman::gadgets::test::TestConstraintSystem;
     use ff::{Field, PrimeField};
@@ -436,11 +451,13 @@ mod tests {
     const SHAPE: Shape = Shape { k: 3, d: 4 };
     /// An odd depth: two 4-ary levels under a binary top level.
     const ODD: Shape = Shape { k: 3, d: 5 };
-    const VERSIONS: [Version; 2] = [Version::V1, Version::V2];
+    const VERSIONS: [Version; 3] = Version::ALL;
+    /// The versions with a 4-ary tree.
+    const FOUR_ARY: [Version; 2] = [Version::V2, Version::V3];
 
     fn genesis_of(version: Version, depth: usize) -> StateTree {
-        StateTree::with_arity_and_accounts(
-            version.arity(),
+        StateTree::of_version_with_accounts(
+            version,
             depth,
             (0..6u64)
                 .map(|i| (i, Account { balance: if i == 5 { u64::MAX - 3 } else { 1_000 * (i + 1) }, nonce: i % 2 })),
@@ -486,7 +503,13 @@ mod tests {
 
     #[test]
     fn native_and_circuit_agree_on_random_batches() {
-        for (version, shape, rounds) in [(Version::V2, SHAPE, 12), (Version::V2, ODD, 12), (Version::V1, SHAPE, 12)] {
+        for (version, shape, rounds) in [
+            (Version::V3, SHAPE, 12),
+            (Version::V3, ODD, 12),
+            (Version::V2, SHAPE, 12),
+            (Version::V2, ODD, 12),
+            (Version::V1, SHAPE, 12),
+        ] {
             let mut rng = ChaCha20Rng::seed_from_u64(7);
             let mut state = genesis_of(version, shape.d);
             let mut seen = std::collections::HashSet::new();
@@ -591,22 +614,28 @@ mod tests {
     fn every_tampered_sibling_is_rejected() {
         // Sender 13 and receiver 6 sit at different positions on every level
         // (13 = 1 + 3*4, 6 = 2 + 1*4; and the top bit in the odd tree).
-        for shape in [SHAPE, ODD] {
+        for (version, shape) in FOUR_ARY.into_iter().flat_map(|v| [(v, SHAPE), (v, ODD)]) {
             let transfers = [
                 Transfer { from: 0, to: 13, amount: 10, nonce: 0 },
                 Transfer { from: 13, to: 6 + (shape.d as u32 - 4) * 16, amount: 4, nonce: 0 },
             ];
-            let (w, outcomes) = witness_in(Version::V2, shape, &transfers);
+            let (w, outcomes) = witness_in(version, shape, &transfers);
             assert_eq!(&outcomes[..2], &[TransferOutcome::Applied, TransferOutcome::Applied]);
             let public = public_for(&w);
-            assert!(check(&w, public).is_satisfied());
-            for i in 0..path_len(Arity::Four, shape.d) {
+            assert!(check_version(version, &w, public).is_satisfied());
+            for i in 0..path_len(version.arity(), shape.d) {
                 let mut bad = w.clone();
                 bad.transfers[1].sender_path[i] += Fr::ONE;
-                assert!(!check(&bad, public).is_satisfied(), "{shape}: sender sibling {i}");
+                assert!(
+                    !check_version(version, &bad, public).is_satisfied(),
+                    "{version:?} {shape}: sender sibling {i}"
+                );
                 let mut bad = w.clone();
                 bad.transfers[1].receiver_path[i] -= Fr::ONE;
-                assert!(!check(&bad, public).is_satisfied(), "{shape}: receiver sibling {i}");
+                assert!(
+                    !check_version(version, &bad, public).is_satisfied(),
+                    "{version:?} {shape}: receiver sibling {i}"
+                );
             }
         }
     }
@@ -681,7 +710,7 @@ mod tests {
         // Version 1 names the balance; version 2 has no balance variable to
         // set, only bits, and a balance of 2^64 + 5 has no 64-bit form.
         let mut state =
-            StateTree::with_arity_and_accounts(Arity::Two, SHAPE.d, [(0, Account { balance: 5, nonce: 1 })]);
+            StateTree::of_version_with_accounts(Version::V1, SHAPE.d, [(0, Account { balance: 5, nonce: 1 })]);
         let ts = [Transfer { from: 0, to: 1, amount: 6, nonce: 0 }];
         let (w, outcomes) = apply_batch(&mut state, SHAPE, &encode(SHAPE, &ts).unwrap()).unwrap();
         assert_eq!(outcomes[0], TransferOutcome::WrongNonce);
@@ -698,9 +727,15 @@ mod tests {
 
     /// Synthesizes one account path alone: the leaf and the siblings as
     /// witnesses, the position bits as allocated booleans.
-    fn path_system(depth: usize, leaf: Fr, index: u64, siblings: &[Fr]) -> (TestConstraintSystem<Fr>, Expr) {
+    fn path_system(
+        version: Version,
+        depth: usize,
+        leaf: Fr,
+        index: u64,
+        siblings: &[Fr],
+    ) -> (TestConstraintSystem<Fr>, Expr) {
         let mut cs = TestConstraintSystem::<Fr>::new();
-        let levels = levels(Arity::Four, depth);
+        let levels = levels(version.arity(), depth);
         let bits: Vec<Boolean> = (0..depth)
             .map(|i| {
                 let bit = AllocatedBit::alloc(cs.namespace(|| format!("index bit {i}")), Some((index >> i) & 1 == 1));
@@ -709,7 +744,7 @@ mod tests {
             .collect();
         let leaf = Expr::alloc(cs.namespace(|| "leaf"), "v", || Ok(leaf)).unwrap();
         let path = account_path(cs.namespace(|| "siblings"), &levels, &bits, Some(siblings)).unwrap();
-        let root = root_from(cs.namespace(|| "path"), Version::V2, &leaf, &path).unwrap();
+        let root = root_from(cs.namespace(|| "path"), version, &leaf, &path).unwrap();
         (cs, root)
     }
 
@@ -749,24 +784,27 @@ mod tests {
         // native root; and with the same siblings, another position's root
         // is not reached.
         let mut rng = ChaCha20Rng::seed_from_u64(5);
-        for depth in [4usize, 5] {
-            let len = path_len(Arity::Four, depth);
+        for (version, depth) in FOUR_ARY.into_iter().flat_map(|v| [(v, 4usize), (v, 5)]) {
+            let len = path_len(version.arity(), depth);
             let leaf = Fr::random(&mut rng);
             let siblings: Vec<Fr> = (0..len).map(|_| Fr::random(&mut rng)).collect();
             for _ in 0..6 {
                 let index = rng.random_range(0..1u64 << depth);
-                let native = root_from_path(Arity::Four, depth, leaf, index, &siblings).unwrap();
-                let (mut cs, root) = path_system(depth, leaf, index, &siblings);
-                assert_eq!(root.value, Some(native), "depth {depth} index {index}");
+                let native = root_from_path(version, depth, leaf, index, &siblings).unwrap();
+                let (mut cs, root) = path_system(version, depth, leaf, index, &siblings);
+                assert_eq!(root.value, Some(native), "{version:?} depth {depth} index {index}");
                 let expected = Expr::alloc(cs.namespace(|| "expected"), "v", || Ok(native)).unwrap();
                 root.enforce_equal(cs.namespace(|| "root"), &expected);
-                assert!(cs.is_satisfied(), "depth {depth} index {index}: {:?}", cs.which_is_unsatisfied());
+                assert!(cs.is_satisfied(), "{version:?} depth {depth} index {index}: {:?}", cs.which_is_unsatisfied());
 
                 for other in [index ^ 1, index ^ 2, index ^ 3, index ^ (1 << (depth - 1))] {
-                    let (mut cs, root) = path_system(depth, leaf, other, &siblings);
+                    let (mut cs, root) = path_system(version, depth, leaf, other, &siblings);
                     let expected = Expr::alloc(cs.namespace(|| "expected"), "v", || Ok(native)).unwrap();
                     root.enforce_equal(cs.namespace(|| "root"), &expected);
-                    assert!(!cs.is_satisfied(), "depth {depth}: position {other} reached the root of {index}");
+                    assert!(
+                        !cs.is_satisfied(),
+                        "{version:?} depth {depth}: position {other} reached the root of {index}"
+                    );
                 }
             }
         }
@@ -793,12 +831,16 @@ mod tests {
         // difference is the Merkle part alone. Version 1: 976 per level and
         // transfer (4 paths x (243 + 1)). Version 2: 1,202 per 4-ary level
         // and transfer (2 accounts x (b0*b1 + 2 paths x (3 + 297))), i.e.
-        // 601 per unit of depth.
+        // 601 per unit of depth. Version 3: 854 per 4-ary level
+        // (2 x (1 + 2 x (3 + 210))), 427 per unit of depth.
         let count = |v, k, d| ConstraintCount::of_version(Shape { k, d }, v).unwrap().constraints;
         assert_eq!(count(Version::V1, 2, 9) - count(Version::V1, 2, 8), 2 * 976);
         assert_eq!(count(Version::V2, 2, 10) - count(Version::V2, 2, 8), 2 * 1_202);
-        // A binary top level: per account, 2 paths x (swap + folded hash2).
+        assert_eq!(count(Version::V3, 2, 10) - count(Version::V3, 2, 8), 2 * 854);
+        // A binary top level: per account, 2 paths x (swap + the two-to-one
+        // hash): the folded width-3 Poseidon, or the l = 1 Jive.
         assert_eq!(count(Version::V2, 2, 9) - count(Version::V2, 2, 8), 2 * 2 * 2 * 241);
+        assert_eq!(count(Version::V3, 2, 9) - count(Version::V3, 2, 8), 2 * 2 * 2 * 161);
         // At equal Merkle depth the versions differ by the accounts' bits:
         // v2 opens each account with 128 bits where v1 range-checked the
         // balance with 65, and by the tree itself.
@@ -806,6 +848,9 @@ mod tests {
             count(Version::V2, 1, 8) as i64 - count(Version::V1, 1, 8) as i64,
             (2 * (128 - 65) + 8 * 601) as i64 - 8 * 976
         );
+        // v3 and v2 differ by the node hash alone.
+        assert_eq!(count(Version::V2, 1, 8) - count(Version::V3, 1, 8), 8 * (601 - 427));
+        assert_eq!(count(Version::V2, 1, 9) - count(Version::V3, 1, 9), 8 * (601 - 427) + 4 * (241 - 161));
     }
 
     #[test]
@@ -817,6 +862,33 @@ mod tests {
     }
 
     #[test]
+    fn version_2_counts_are_the_ones_its_keys_were_made_for() {
+        for (k, d, constraints) in [(1, 4, 28_035), (2, 4, 31_311), (4, 8, 72_695), (8, 16, 159_095), (16, 20, 351_037)]
+        {
+            assert_eq!(ConstraintCount::of_version(Shape { k, d }, Version::V2).unwrap().constraints, constraints);
+        }
+    }
+
+    #[test]
+    fn version_3_counts() {
+        for (k, d, constraints) in [(1, 4, 27_339), (2, 4, 29_919), (4, 8, 67_127), (8, 16, 136_823), (16, 20, 295_357)]
+        {
+            assert_eq!(ConstraintCount::of_version(Shape { k, d }, Version::V3).unwrap().constraints, constraints);
+        }
+    }
+
+    #[test]
+    fn thirty_percent_fewer_constraints_per_transfer_at_depth_20() {
+        // The goal: at most 70 % of version 1's constraints per transfer at
+        // D = 20 (29,313 at K = 16, so at most 20,519).
+        let shape = Shape { k: 16, d: 20 };
+        let v1 = ConstraintCount::of_version(shape, Version::V1).unwrap().constraints / shape.k;
+        let v3 = ConstraintCount::of_version(shape, Version::V3).unwrap().constraints / shape.k;
+        assert_eq!((v1, v3), (29_313, 18_459));
+        assert!(v3 * 10 <= v1 * 7, "{v3} is more than 70 % of {v1}");
+    }
+
+    #[test]
     fn malformed_witness_is_an_error_not_a_panic() {
         let (mut w, _) = witness_for(&[]);
         w.transfers.pop();
@@ -825,7 +897,7 @@ mod tests {
         let r = BatchCircuit::new(SHAPE, Some(w), Some(public)).synthesize(&mut cs);
         assert!(matches!(r, Err(SynthesisError::Unsatisfiable)));
 
-        // A version-1 witness (binary paths) for the version-2 circuit.
+        // A version-1 witness (binary paths) for the current circuit.
         let (w, _) = witness_in(Version::V1, SHAPE, &[]);
         let public = public_for(&w);
         let mut cs = TestConstraintSystem::new();
@@ -834,21 +906,35 @@ mod tests {
     }
 
     #[test]
+    fn version_2_witness_does_not_prove_version_3() {
+        // Same tree shape, same witness format: only the hash tells them
+        // apart, and a version-2 state is not a version-3 state.
+        let (w2, _) = witness_in(Version::V2, SHAPE, &[Transfer { from: 0, to: 1, amount: 10, nonce: 0 }]);
+        let (w3, _) = witness_in(Version::V3, SHAPE, &[Transfer { from: 0, to: 1, amount: 10, nonce: 0 }]);
+        assert_eq!(w2.transfers[0].sender, w3.transfers[0].sender);
+        assert_ne!(w2.old_root, w3.old_root);
+        assert!(check_version(Version::V2, &w2, public_for(&w2)).is_satisfied());
+        assert!(!check_version(Version::V3, &w2, public_for(&w2)).is_satisfied());
+    }
+
+    #[test]
     fn print_constraint_counts() {
-        println!("| shape (K, D) | v1 constraints | v1 per transfer | v2 constraints | v2 per transfer | change |");
-        println!("|---|---|---|---|---|---|");
+        println!("| shape (K, D) | v1 constraints | v1 per transfer | v2 constraints | v2 per transfer | v2 vs v1 | v3 constraints | v3 per transfer | v3 vs v1 |");
+        println!("|---|---|---|---|---|---|---|---|---|");
         for shape in
             [Shape { k: 1, d: 4 }, Shape::TEST, Shape { k: 4, d: 8 }, Shape { k: 8, d: 16 }, Shape { k: 16, d: 20 }]
         {
-            let v1 = ConstraintCount::of_version(shape, Version::V1).unwrap().constraints;
-            let v2 = ConstraintCount::of_version(shape, Version::V2).unwrap().constraints;
+            let [v1, v2, v3] = Version::ALL.map(|v| ConstraintCount::of_version(shape, v).unwrap().constraints);
+            let change = |c: usize| (c as f64 / v1 as f64 - 1.0) * 100.0;
             println!(
-                "| {}, {} | {v1} | {} | {v2} | {} | {:+.1}% |",
+                "| {}, {} | {v1} | {} | {v2} | {} | {:+.1}% | {v3} | {} | {:+.1}% |",
                 shape.k,
                 shape.d,
                 v1 / shape.k,
                 v2 / shape.k,
-                (v2 as f64 / v1 as f64 - 1.0) * 100.0
+                change(v2),
+                v3 / shape.k,
+                change(v3),
             );
         }
     }

@@ -21,6 +21,8 @@ use super::{Fr, Shape, Transfer};
 /// What the circuit needs to open and update the two accounts of a transfer.
 /// A path is [`super::tree::path_len`] siblings for the tree's arity, level
 /// by level from the leaves (three per 4-ary level, one per binary level).
+/// The tree's node hash is the circuit version's (the tree's [`StateTree::version`]):
+/// the witness format is the same for every version with the same arity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransferWitness {
     pub sender: Account,
@@ -121,7 +123,7 @@ pub fn apply_batch(
             state.set(to, Account { balance: receiver.balance + t.amount, nonce: receiver.nonce });
         }
         debug_assert_eq!(
-            root_from_path(state.arity(), state.depth(), state.get(to).leaf(), to, &state.siblings(to)),
+            root_from_path(state.version(), state.depth(), state.get(to).leaf(), to, &state.siblings(to)),
             Some(state.root())
         );
         witnesses.push(TransferWitness { sender, sender_path, receiver, receiver_path });
@@ -207,21 +209,28 @@ mod tests {
 
     #[test]
     fn witness_paths_have_the_tree_shape() {
-        use crate::circuit::tree::{path_len, root_from_path, Arity};
-        for (arity, d) in [(Arity::Four, 4), (Arity::Four, 5), (Arity::Two, 4)] {
+        use crate::circuit::tree::{path_len, root_from_path};
+        use crate::circuit::Version;
+        for (version, d) in [(Version::V3, 4), (Version::V3, 5), (Version::V2, 4), (Version::V2, 5), (Version::V1, 4)] {
+            let arity = version.arity();
             let shape = Shape { k: 2, d };
-            let mut s = StateTree::with_arity_and_accounts(arity, d, genesis().accounts());
+            let mut s = StateTree::of_version_with_accounts(version, d, genesis().accounts());
             let old = s.clone();
             let bytes = encode(shape, &[Transfer { from: 1, to: 5, amount: 40, nonce: 0 }]).unwrap();
             let (w, o) = apply_batch(&mut s, shape, &bytes).unwrap();
             assert_eq!(o, vec![TransferOutcome::Applied, TransferOutcome::SelfTransfer]);
             for t in &w.transfers {
-                assert_eq!(t.sender_path.len(), path_len(arity, d), "{arity:?} {d}");
-                assert_eq!(t.receiver_path.len(), path_len(arity, d), "{arity:?} {d}");
+                assert_eq!(t.sender_path.len(), path_len(arity, d), "{version:?} {d}");
+                assert_eq!(t.receiver_path.len(), path_len(arity, d), "{version:?} {d}");
             }
             // The sender's path opens it in the old tree.
             let sender = &w.transfers[0];
-            assert_eq!(root_from_path(arity, d, sender.sender.leaf(), 1, &sender.sender_path), Some(old.root()));
+            assert_eq!(root_from_path(version, d, sender.sender.leaf(), 1, &sender.sender_path), Some(old.root()));
+            // And the receiver's path (taken after the sender's update) the
+            // new tree, after its own update.
+            let receiver = &w.transfers[0];
+            let credited = Account { balance: receiver.receiver.balance + 40, ..receiver.receiver };
+            assert_eq!(root_from_path(version, d, credited.leaf(), 5, &receiver.receiver_path), Some(s.root()));
         }
     }
 

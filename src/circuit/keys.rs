@@ -12,7 +12,7 @@
 //! `circuit_version`, `K`, `D`, then the 32-byte VK hash. Loading refuses a
 //! file whose header does not match the shape asked for or this build's
 //! circuit version, and a file whose VK does not hash to the header's value.
-//! Only the benchmark asks for another version (version 1, the circuit the
+//! Only the benchmark asks for other versions (1 and 2, the circuits the
 //! current one replaced), through [`Keys::load_or_setup_version`].
 //!
 //! `zkpow setup` is a single-party setup: whoever ran it knows the toxic
@@ -199,8 +199,9 @@ impl Keys {
     }
 
     /// [`Keys::load_or_setup`] for a given circuit version: the benchmark
-    /// keeps version-1 parameters (in a directory of their own, since the
-    /// file names do not carry the version) to measure the old circuit.
+    /// keeps older versions' parameters (in a directory of their own per
+    /// version, since the file names do not carry the version) to measure
+    /// the old circuits.
     pub fn load_or_setup_version<R: Rng>(
         dir: &Path,
         shape: Shape,
@@ -425,36 +426,46 @@ mod tests {
         let p = Path::new("vk.json");
         assert!(VerifierKey::from_file(p, Shape::TEST, &file).is_ok());
         assert!(matches!(VerifierKey::from_file(p, Shape { k: 3, d: 4 }, &file), Err(KeyError::ShapeMismatch { .. })));
-        let mut old = file.clone();
-        old.circuit_version = 1;
-        assert!(matches!(VerifierKey::from_file(p, Shape::TEST, &old), Err(KeyError::CircuitVersion { found: 1, .. })));
+        for n in [1, 2] {
+            let mut old = file.clone();
+            old.circuit_version = n;
+            assert!(
+                matches!(VerifierKey::from_file(p, Shape::TEST, &old), Err(KeyError::CircuitVersion { found, .. }) if found == n)
+            );
+        }
         file.vk_hash = format!("0x{}", "00".repeat(32));
         assert!(matches!(VerifierKey::from_file(p, Shape::TEST, &file), Err(KeyError::VkHash { .. })));
     }
 
     #[test]
-    fn version_1_keys_are_refused_and_replaced_only_in_the_test_cache() {
-        // Real version-1 parameters (a small shape keeps the setup short).
-        let dir = tempfile::tempdir().unwrap();
-        let shape = Shape { k: 1, d: 1 };
-        let v1 = Keys::load_or_setup_version(dir.path(), shape, Version::V1, &mut rand::rng()).unwrap();
-        assert_eq!(v1.version, Version::V1);
-        let err = Keys::load(dir.path(), shape).err().unwrap();
-        assert!(matches!(err, KeyError::CircuitVersion { found: 1, want: 2, .. }), "{err}");
-        let err = VerifierKey::load(dir.path(), shape).err().unwrap();
-        assert!(matches!(err, KeyError::CircuitVersion { found: 1, want: 2, .. }), "{err}");
-        // A node or the devnet never replaces them: a deployed verifier may
-        // still hold their key.
-        let err = Keys::load_or_setup(dir.path(), shape, &mut rand::rng()).err().unwrap();
-        assert!(matches!(err, KeyError::CircuitVersion { .. }), "{err}");
-        let again = Keys::load_or_setup_version(dir.path(), shape, Version::V1, &mut rand::rng()).unwrap();
-        assert_eq!(again.vk_hash, v1.vk_hash);
-        // The test cache does.
-        let v2 = Keys::cache(dir.path(), shape, Version::CURRENT, &mut rand::rng(), Stale::Replace).unwrap();
-        assert_eq!(v2.version, Version::CURRENT);
-        assert_ne!(v2.vk_hash, v1.vk_hash);
-        assert_eq!(Keys::load(dir.path(), shape).unwrap().vk_hash, v2.vk_hash);
-        assert_eq!(VerifierKey::load(dir.path(), shape).unwrap().vk_hash, v2.vk_hash);
+    fn older_versions_keys_are_refused_and_replaced_only_in_the_test_cache() {
+        assert_eq!(CIRCUIT_VERSION, 3);
+        for old in [Version::V1, Version::V2] {
+            // Real parameters of the old version (a small shape keeps the
+            // setup short). Depth 3: the version-2 and -3 trees have a 4-ary
+            // level and a binary top level.
+            let dir = tempfile::tempdir().unwrap();
+            let shape = Shape { k: 1, d: 3 };
+            let n = old.number();
+            let keys = Keys::load_or_setup_version(dir.path(), shape, old, &mut rand::rng()).unwrap();
+            assert_eq!(keys.version, old);
+            let err = Keys::load(dir.path(), shape).err().unwrap();
+            assert!(matches!(err, KeyError::CircuitVersion { found, want: 3, .. } if found == n), "{err}");
+            let err = VerifierKey::load(dir.path(), shape).err().unwrap();
+            assert!(matches!(err, KeyError::CircuitVersion { found, want: 3, .. } if found == n), "{err}");
+            // A node or the devnet never replaces them: a deployed verifier
+            // may still hold their key.
+            let err = Keys::load_or_setup(dir.path(), shape, &mut rand::rng()).err().unwrap();
+            assert!(matches!(err, KeyError::CircuitVersion { .. }), "{err}");
+            let again = Keys::load_or_setup_version(dir.path(), shape, old, &mut rand::rng()).unwrap();
+            assert_eq!(again.vk_hash, keys.vk_hash);
+            // The test cache does.
+            let current = Keys::cache(dir.path(), shape, Version::CURRENT, &mut rand::rng(), Stale::Replace).unwrap();
+            assert_eq!(current.version, Version::CURRENT);
+            assert_ne!(current.vk_hash, keys.vk_hash);
+            assert_eq!(Keys::load(dir.path(), shape).unwrap().vk_hash, current.vk_hash);
+            assert_eq!(VerifierKey::load(dir.path(), shape).unwrap().vk_hash, current.vk_hash);
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! its own Groth16 keys. The circuit *version* ([`Version`]) says how the
 //! account tree is built and hashed; keys carry it in their header.
 
+pub mod anemoi;
 pub mod batch;
 pub mod batch_circuit;
 pub mod encoding;
@@ -35,9 +36,10 @@ pub const CIRCUIT_VERSION: u32 = Version::CURRENT.number();
 
 /// The batch circuits this build can synthesize.
 ///
-/// Only [`Version::CURRENT`] is proven and has keys that load; version 1
-/// stays buildable so that the benchmark measures the circuit it replaced
-/// side by side with it, and so its constraint count stays checkable.
+/// Only [`Version::CURRENT`] is proven and has keys that load; versions 1
+/// and 2 stay buildable so that the benchmark measures the circuits it
+/// replaced side by side with it, and so their constraint counts stay
+/// checkable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Version {
     /// Binary tree hashed with the width-3 Poseidon; the balance alone is
@@ -47,28 +49,54 @@ pub enum Version {
     /// an odd depth), constant S-boxes folded, and both halves of an account
     /// leaf (balance and nonce) decomposed into 64 bits.
     V2,
+    /// Version 2's tree and openings, hashed with Anemoi in Jive mode: the
+    /// 21-round `l = 2` instance for a 4-ary node, the 32-round `l = 1`
+    /// instance for an odd depth's binary top level.
+    V3,
 }
 
 impl Version {
-    pub const CURRENT: Version = Version::V2;
+    pub const CURRENT: Version = Version::V3;
+
+    /// Every version this build can synthesize, oldest first.
+    pub const ALL: [Version; 3] = [Version::V1, Version::V2, Version::V3];
 
     pub const fn number(self) -> u32 {
         match self {
             Version::V1 => 1,
             Version::V2 => 2,
+            Version::V3 => 3,
         }
     }
 
     pub fn from_number(n: u32) -> Option<Version> {
-        [Version::V1, Version::V2].into_iter().find(|v| v.number() == n)
+        Version::ALL.into_iter().find(|v| v.number() == n)
     }
 
     pub fn arity(self) -> Arity {
         match self {
             Version::V1 => Arity::Two,
-            Version::V2 => Arity::Four,
+            Version::V2 | Version::V3 => Arity::Four,
         }
     }
+
+    /// The permutation family the version's tree nodes are hashed with.
+    pub fn node_hash(self) -> NodeHash {
+        match self {
+            Version::V1 | Version::V2 => NodeHash::Poseidon,
+            Version::V3 => NodeHash::Anemoi,
+        }
+    }
+}
+
+/// How a version hashes the nodes of its tree (the instances per arity are in
+/// [`tree::hash_children`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NodeHash {
+    /// Poseidon, width 3 for two children and width 5 for four.
+    Poseidon,
+    /// Anemoi in Jive mode, `l = 1` for two children and `l = 2` for four.
+    Anemoi,
 }
 
 /// Deepest tree a transfer's 32-bit account index can address.
@@ -147,14 +175,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn versions_round_trip_and_the_current_one_is_the_4_ary_tree() {
-        assert_eq!(CIRCUIT_VERSION, 2);
+    fn versions_round_trip_and_the_current_one_is_the_anemoi_4_ary_tree() {
+        assert_eq!(CIRCUIT_VERSION, 3);
         assert_eq!(Version::CURRENT.arity(), Arity::Four);
+        assert_eq!(Version::CURRENT.node_hash(), NodeHash::Anemoi);
+        assert_eq!(Version::V2.arity(), Arity::Four);
+        assert_eq!(Version::V2.node_hash(), NodeHash::Poseidon);
         assert_eq!(Version::V1.arity(), Arity::Two);
-        for v in [Version::V1, Version::V2] {
+        for v in Version::ALL {
             assert_eq!(Version::from_number(v.number()), Some(v));
         }
-        assert_eq!(Version::from_number(3), None);
+        assert_eq!(Version::from_number(0), None);
+        assert_eq!(Version::from_number(4), None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! The rollup state: a sparse Merkle tree of accounts hashed with Poseidon,
-//! its level layout per arity, and the native path computations the circuit
-//! is checked against.
+//! The rollup state: a sparse Merkle tree of accounts, its level layout per
+//! arity, its node hash per circuit version, and the native path
+//! computations the circuit is checked against.
 //!
 //! A leaf is the account packed into one field element,
 //! `balance + 2^64 * nonce`, rather than a hash of it: the circuit decomposes
@@ -11,18 +11,27 @@
 //! # Levels
 //!
 //! A tree of depth D addresses `2^D` accounts. With [`Arity::Four`] (circuit
-//! version 2) every level but possibly the top one is 4-ary: it consumes two
-//! index bits, least significant first from the leaves, and hashes a node's
-//! four children with [`hash4`]. For an odd D the top level is binary and uses
-//! [`hash2`] on the last index bit. With [`Arity::Two`] (version 1) every
-//! level is binary.
+//! versions 2 and 3) every level but possibly the top one is 4-ary: it
+//! consumes two index bits, least significant first from the leaves, and
+//! hashes a node's four children. For an odd D the top level is binary, on
+//! the last index bit. With [`Arity::Two`] (version 1) every level is binary.
+//!
+//! # Node hashes
+//!
+//! [`hash_children`] picks the version's hash for a node's arity:
+//!
+//! | version | four children | two children |
+//! |---|---|---|
+//! | 1 | (none) | [`hash2`], width-3 Poseidon |
+//! | 2 | [`hash4`], width-5 Poseidon | [`hash2`] |
+//! | 3 | [`jive4`], Anemoi `l = 2`, 21 rounds | [`jive2`], Anemoi `l = 1`, 32 rounds |
 //!
 //! The binary level of an odd depth sits at the top rather than the bottom so
 //! that a depth-D tree is exactly two depth-(D-1) trees joined by one
 //! [`hash2`]: the 4-ary part, its empty-subtree roots and the positions of an
 //! account within it are the same for D and D-1, and the leaf level always
 //! hashes four accounts. Either placement costs the circuit the same (one
-//! width-3 hash and one swap per path).
+//! two-to-one hash and one swap per path).
 //!
 //! A path lists the siblings level by level from the leaves up; within a
 //! 4-ary level, the three other children in increasing position order.
@@ -34,8 +43,9 @@ use std::collections::{BTreeMap, HashMap};
 use ff::Field;
 use serde::{Deserialize, Serialize};
 
+use super::anemoi::{jive2, jive4};
 use super::poseidon::{hash2, hash4};
-use super::{Fr, Version};
+use super::{Fr, NodeHash, Version};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
@@ -123,21 +133,23 @@ pub fn path_len(arity: Arity, depth: usize) -> usize {
     levels(arity, depth).iter().map(Level::siblings).sum()
 }
 
-/// The parent of `children` (two or four of them).
-pub fn hash_children(children: &[Fr]) -> Fr {
-    match *children {
-        [a, b] => hash2(a, b),
-        [a, b, c, d] => hash4([a, b, c, d]),
+/// The parent of `children` (two or four of them) in the tree of `version`.
+pub fn hash_children(version: Version, children: &[Fr]) -> Fr {
+    match (version.node_hash(), children) {
+        (NodeHash::Poseidon, &[a, b]) => hash2(a, b),
+        (NodeHash::Poseidon, &[a, b, c, d]) => hash4([a, b, c, d]),
+        (NodeHash::Anemoi, &[a, b]) => jive2(a, b),
+        (NodeHash::Anemoi, &[a, b, c, d]) => jive4([a, b, c, d]),
         _ => unreachable!("a tree level has 2 or 4 children, not {}", children.len()),
     }
 }
 
 /// Roots of empty subtrees by level, `0..=levels.len()`.
-pub fn empty_roots(levels: &[Level]) -> Vec<Fr> {
+pub fn empty_roots(version: Version, levels: &[Level]) -> Vec<Fr> {
     let mut z = Vec::with_capacity(levels.len() + 1);
     z.push(Fr::ZERO);
     for (l, level) in levels.iter().enumerate() {
-        z.push(hash_children(&vec![z[l]; level.arity]));
+        z.push(hash_children(version, &vec![z[l]; level.arity]));
     }
     z
 }
@@ -146,7 +158,7 @@ pub fn empty_roots(levels: &[Level]) -> Vec<Fr> {
 /// stored, so memory is proportional to `accounts * levels`.
 #[derive(Clone, Debug)]
 pub struct StateTree {
-    arity: Arity,
+    version: Version,
     depth: usize,
     levels: Vec<Level>,
     accounts: BTreeMap<u64, Account>,
@@ -156,35 +168,40 @@ pub struct StateTree {
 }
 
 impl StateTree {
-    /// An empty tree of the current circuit version's arity.
+    /// An empty tree of the current circuit version.
     pub fn new(depth: usize) -> Self {
-        StateTree::with_arity(Version::CURRENT.arity(), depth)
+        StateTree::of_version(Version::CURRENT, depth)
     }
 
-    pub fn with_arity(arity: Arity, depth: usize) -> Self {
-        let levels = levels(arity, depth);
-        let empty = empty_roots(&levels);
-        StateTree { arity, depth, levels, accounts: BTreeMap::new(), nodes: HashMap::new(), empty }
+    /// An empty tree laid out and hashed as circuit `version` reads it.
+    pub fn of_version(version: Version, depth: usize) -> Self {
+        let levels = levels(version.arity(), depth);
+        let empty = empty_roots(version, &levels);
+        StateTree { version, depth, levels, accounts: BTreeMap::new(), nodes: HashMap::new(), empty }
     }
 
     pub fn with_accounts(depth: usize, accounts: impl IntoIterator<Item = (u64, Account)>) -> Self {
-        StateTree::with_arity_and_accounts(Version::CURRENT.arity(), depth, accounts)
+        StateTree::of_version_with_accounts(Version::CURRENT, depth, accounts)
     }
 
-    pub fn with_arity_and_accounts(
-        arity: Arity,
+    pub fn of_version_with_accounts(
+        version: Version,
         depth: usize,
         accounts: impl IntoIterator<Item = (u64, Account)>,
     ) -> Self {
-        let mut t = StateTree::with_arity(arity, depth);
+        let mut t = StateTree::of_version(version, depth);
         for (i, a) in accounts {
             t.set(i, a);
         }
         t
     }
 
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
     pub fn arity(&self) -> Arity {
-        self.arity
+        self.version.arity()
     }
 
     pub fn depth(&self) -> usize {
@@ -229,7 +246,7 @@ impl StateTree {
     /// [`path_len`] of them.
     pub fn siblings(&self, index: u64) -> Vec<Fr> {
         assert!(index < self.capacity(), "account index {index} outside a depth-{} tree", self.depth);
-        let mut out = Vec::with_capacity(path_len(self.arity, self.depth));
+        let mut out = Vec::with_capacity(path_len(self.arity(), self.depth));
         for (l, level) in self.levels.iter().enumerate() {
             let position = level.position(index);
             let children = self.children(l, index, Fr::ZERO);
@@ -259,26 +276,26 @@ impl StateTree {
             if l == self.levels.len() {
                 break;
             }
-            cur = hash_children(&self.children(l, index, cur));
+            cur = hash_children(self.version, &self.children(l, index, cur));
         }
     }
 }
 
-/// Recomputes a root from a leaf, its index and its siblings (the executor's
-/// self-check and the tests' reference for the circuit). `None` when the
-/// path has the wrong length for the tree.
-pub fn root_from_path(arity: Arity, depth: usize, leaf: Fr, index: u64, siblings: &[Fr]) -> Option<Fr> {
-    if siblings.len() != path_len(arity, depth) {
+/// Recomputes a root from a leaf, its index and its siblings in the tree of
+/// `version` (the executor's self-check and the tests' reference for the
+/// circuit). `None` when the path has the wrong length for the tree.
+pub fn root_from_path(version: Version, depth: usize, leaf: Fr, index: u64, siblings: &[Fr]) -> Option<Fr> {
+    if siblings.len() != path_len(version.arity(), depth) {
         return None;
     }
     let mut cur = leaf;
     let mut rest = siblings;
-    for level in levels(arity, depth) {
+    for level in levels(version.arity(), depth) {
         let (sibs, tail) = rest.split_at(level.siblings());
         rest = tail;
         let mut children = sibs.to_vec();
         children.insert(level.position(index), cur);
-        cur = hash_children(&children);
+        cur = hash_children(version, &children);
     }
     Some(cur)
 }
@@ -305,78 +322,98 @@ mod tests {
 
     #[test]
     fn empty_tree_root_is_empty_root() {
-        for arity in [Arity::Two, Arity::Four] {
+        for version in Version::ALL {
             for depth in [1, 4, 5] {
-                let t = StateTree::with_arity(arity, depth);
-                assert_eq!(t.root(), *empty_roots(&levels(arity, depth)).last().unwrap(), "{arity:?} {depth}");
+                let t = StateTree::of_version(version, depth);
+                let empty = empty_roots(version, &levels(version.arity(), depth));
+                assert_eq!(t.root(), *empty.last().unwrap(), "{version:?} {depth}");
             }
         }
     }
 
     #[test]
+    fn versions_hash_differently() {
+        // Same accounts, same depth: each version has its own root, so a
+        // state (or genesis) of one version never passes for another's.
+        let accounts = [(3u64, Account { balance: 10, nonce: 0 })];
+        let roots: Vec<Fr> =
+            Version::ALL.iter().map(|v| StateTree::of_version_with_accounts(*v, 4, accounts).root()).collect();
+        assert_ne!(roots[0], roots[1]);
+        assert_ne!(roots[1], roots[2]);
+        assert_ne!(roots[0], roots[2]);
+    }
+
+    #[test]
     fn paths_match_root_and_clearing_restores_empty() {
-        for arity in [Arity::Two, Arity::Four] {
+        for version in Version::ALL {
             for depth in [4, 5] {
-                let mut t = StateTree::with_arity(arity, depth);
+                let mut t = StateTree::of_version(version, depth);
                 t.set(3, Account { balance: 10, nonce: 0 });
                 t.set(13, Account { balance: 5, nonce: 2 });
                 t.set(15, Account { balance: 1, nonce: 1 });
                 for i in [0u64, 3, 12, 13, 14, 15] {
                     let path = t.siblings(i);
-                    assert_eq!(path.len(), path_len(arity, depth));
-                    let root = root_from_path(arity, depth, t.get(i).leaf(), i, &path);
-                    assert_eq!(root, Some(t.root()), "{arity:?} depth {depth} index {i}");
+                    assert_eq!(path.len(), path_len(version.arity(), depth));
+                    let root = root_from_path(version, depth, t.get(i).leaf(), i, &path);
+                    assert_eq!(root, Some(t.root()), "{version:?} depth {depth} index {i}");
                 }
                 for i in [3u64, 13, 15] {
                     t.set(i, Account::default());
                 }
-                assert_eq!(t.root(), StateTree::with_arity(arity, depth).root());
+                assert_eq!(t.root(), StateTree::of_version(version, depth).root());
                 assert!(t.nodes.is_empty());
             }
         }
     }
 
     #[test]
-    fn four_ary_node_is_hash4_of_its_children_in_position_order() {
+    fn four_ary_node_is_the_versions_hash_of_its_children_in_position_order() {
         let accounts: Vec<(u64, Account)> = (0..4).map(|i| (i, Account { balance: 100 + i, nonce: i })).collect();
-        let t = StateTree::with_arity_and_accounts(Arity::Four, 2, accounts.clone());
         let leaves: Vec<Fr> = accounts.iter().map(|(_, a)| a.leaf()).collect();
-        assert_eq!(t.root(), hash4([leaves[0], leaves[1], leaves[2], leaves[3]]));
-        // Each position's path is the other three children, in order.
-        for p in 0..4 {
-            let mut others = leaves.clone();
-            others.remove(p);
-            assert_eq!(t.siblings(p as u64), others, "position {p}");
+        let four = [leaves[0], leaves[1], leaves[2], leaves[3]];
+        for (version, root) in [(Version::V2, hash4(four)), (Version::V3, jive4(four))] {
+            let t = StateTree::of_version_with_accounts(version, 2, accounts.clone());
+            assert_eq!(t.root(), root, "{version:?}");
+            // Each position's path is the other three children, in order.
+            for p in 0..4 {
+                let mut others = leaves.clone();
+                others.remove(p);
+                assert_eq!(t.siblings(p as u64), others, "{version:?} position {p}");
+            }
         }
     }
 
     #[test]
-    fn odd_depth_is_two_halves_joined_by_hash2() {
+    fn odd_depth_is_two_halves_joined_by_the_binary_hash() {
         // The depth-5 tree is the depth-4 trees of its low and high halves
         // under one binary top level.
         let low = [(1u64, Account { balance: 7, nonce: 1 }), (14, Account { balance: 9, nonce: 0 })];
         let high = [(3u64, Account { balance: 2, nonce: 5 })];
-        let whole = StateTree::with_arity_and_accounts(
-            Arity::Four,
-            5,
-            low.iter().copied().chain(high.iter().map(|(i, a)| (i + 16, *a))),
-        );
-        let l = StateTree::with_arity_and_accounts(Arity::Four, 4, low);
-        let h = StateTree::with_arity_and_accounts(Arity::Four, 4, high);
-        assert_eq!(whole.root(), hash2(l.root(), h.root()));
-        // An account's path in the whole tree is its path in its half, then
-        // the other half's root.
-        let mut path = h.siblings(3);
-        path.push(l.root());
-        assert_eq!(whole.siblings(19), path);
+        type Hash2 = fn(Fr, Fr) -> Fr;
+        let binary: [(Version, Hash2); 2] = [(Version::V2, hash2), (Version::V3, jive2)];
+        for (version, h2) in binary {
+            let whole = StateTree::of_version_with_accounts(
+                version,
+                5,
+                low.iter().copied().chain(high.iter().map(|(i, a)| (i + 16, *a))),
+            );
+            let l = StateTree::of_version_with_accounts(version, 4, low);
+            let h = StateTree::of_version_with_accounts(version, 4, high);
+            assert_eq!(whole.root(), h2(l.root(), h.root()), "{version:?}");
+            // An account's path in the whole tree is its path in its half,
+            // then the other half's root.
+            let mut path = h.siblings(3);
+            path.push(l.root());
+            assert_eq!(whole.siblings(19), path, "{version:?}");
+        }
     }
 
     #[test]
     fn wrong_path_length_is_none() {
-        let t = StateTree::with_arity(Arity::Four, 4);
+        let t = StateTree::new(4);
         let mut path = t.siblings(5);
         path.pop();
-        assert_eq!(root_from_path(Arity::Four, 4, Fr::ZERO, 5, &path), None);
+        assert_eq!(root_from_path(Version::CURRENT, 4, Fr::ZERO, 5, &path), None);
     }
 
     #[test]

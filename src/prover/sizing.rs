@@ -104,8 +104,8 @@ mod tests {
     const GIB: u64 = 1 << 30;
     /// Constraints of the test shape (2,4) and of (16,20) in the current
     /// circuit version (docs/BENCHMARKS.md, "Circuit size").
-    const SMALL: usize = 31_311;
-    const LARGE: usize = 351_037;
+    const SMALL: usize = 29_919;
+    const LARGE: usize = 295_357;
 
     #[test]
     fn one_pool_of_all_cores_and_enough_proofs_to_cover_the_serial_parts() {
@@ -118,9 +118,9 @@ mod tests {
 
     #[test]
     fn memory_bounds_the_concurrent_proofs() {
-        // (16,20) needs about 0.67 GiB per proof: 8 GiB hold 5 at half use.
+        // (16,20) needs about 0.56 GiB per proof: 8 GiB hold 7 at half use.
         let small_box = Machine { cores: 64, memory: Some(8 * GIB) };
-        assert_eq!(auto(small_box, LARGE, None, None).workers, 5);
+        assert_eq!(auto(small_box, LARGE, None, None).workers, 7);
         let tiny = Machine { cores: 64, memory: Some(GIB / 4) };
         assert_eq!(auto(tiny, LARGE, None, None).workers, 1, "never below one");
         let unknown = Machine { cores: 64, memory: None };
