@@ -310,6 +310,9 @@ pub fn set_batch_roots(
     })
 }
 
+/// A batch row's columns but its witness, in table order.
+type BareBatch = (String, i64, i64, Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// Drops the witnesses of a sequence's batches, which are large and useless
 /// once it is verified; the roots stay. Returns how many were dropped.
 ///
@@ -325,7 +328,7 @@ pub fn clear_witnesses(conn: &mut AnyConnection, rollup: &str, init_batch: u64) 
             .filter(batches::rollup.eq(rollup))
             .filter(batches::init_batch.eq(init))
             .filter(batches::witness.is_not_null());
-        let kept: Vec<(String, i64, i64, Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>)> = with_witness
+        let kept: Vec<BareBatch> = with_witness
             .select((
                 batches::rollup,
                 batches::batch_num,

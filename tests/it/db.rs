@@ -724,7 +724,8 @@ fn retention_prunes_only_finished_settled_sequences(db: Db, _url: &str) {
     // would read as "no hash".
     let mut nonce = 1;
     // (init, fin, state, submission done?, its transactions' statuses)
-    let cases: [(u64, u64, SequenceState, Option<bool>, &[TxStatus]); 6] = [
+    type Case<'a> = (u64, u64, SequenceState, Option<bool>, &'a [TxStatus]);
+    let cases: [Case; 6] = [
         (1, 2, SequenceState::Verified, Some(true), &[TxStatus::Confirmed, TxStatus::Reverted, TxStatus::Confirmed]),
         (3, 3, SequenceState::Verified, Some(false), &[TxStatus::Confirmed]),
         (4, 4, SequenceState::Verified, Some(true), &[TxStatus::Confirmed, TxStatus::Mined]),
