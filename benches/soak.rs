@@ -75,7 +75,7 @@ use zkpow::token::BearerToken;
 use zkpow::wire::proof::{ProofOutput, ProofRequest, ShapeKey};
 
 mod common;
-use common::{command_line, loadavg, machine};
+use common::{command_line, loadavg, machine, run_dir, target_dir};
 
 const SHAPE: Shape = Shape::TEST;
 const ROLLUP_NAME: &str = "soak";
@@ -762,16 +762,11 @@ fn main() -> ExitCode {
         .init();
     let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
     let load_start = loadavg();
-    // target/<profile>/zkpow → target
-    let target_dir: PathBuf = Path::new(env!("CARGO_BIN_EXE_zkpow"))
-        .ancestors()
-        .nth(2)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("target"));
-    let data = match tempfile::Builder::new().prefix("bench-soak-").tempdir_in(&target_dir) {
+    let target_dir = target_dir();
+    let data = match run_dir(&target_dir, "bench-soak-") {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: creating a data directory in {}: {e}", target_dir.display());
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };

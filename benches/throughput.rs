@@ -24,7 +24,7 @@
 //! `target/bench-throughput.md`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -53,7 +53,7 @@ use zkpow::devnet::{
 };
 
 mod common;
-use common::{command_line, loadavg};
+use common::{command_line, loadavg, run_dir, target_dir};
 
 /// The network: 1 s blocks, T1 = 10, T2 = 20, the test shape.
 const BLOCK_TIME: f64 = 1.0;
@@ -761,16 +761,11 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
-    // target/release/zkpow → target
-    let target_dir: PathBuf = Path::new(env!("CARGO_BIN_EXE_zkpow"))
-        .ancestors()
-        .nth(2)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("target"));
-    let data = match tempfile::Builder::new().prefix("bench-throughput-").tempdir_in(&target_dir) {
+    let target_dir = target_dir();
+    let data = match run_dir(&target_dir, "bench-throughput-") {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: creating a data directory in {}: {e}", target_dir.display());
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };

@@ -2,6 +2,7 @@
 //! is its own crate and uses a part of this.
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A command's trimmed standard output, if it succeeded and printed anything.
@@ -31,4 +32,23 @@ pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
+}
+
+/// The cargo target directory of the `zkpow` binary a benchmark runs
+/// (`target/<profile>/zkpow` → `target`), where reports and run data go.
+pub fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_zkpow"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
+
+/// A fresh directory for one run's chains, databases and logs under
+/// `target`, named `<prefix>…`; the message names the place on failure.
+pub fn run_dir(target: &Path, prefix: &str) -> Result<tempfile::TempDir, String> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(target)
+        .map_err(|e| format!("creating a data directory in {}: {e}", target.display()))
 }
