@@ -126,9 +126,6 @@ struct Args {
     /// Passed by `cargo bench`: run the full benchmark.
     #[arg(long, hide = true)]
     bench: bool,
-    /// The aggregator's and the provers' cores, when split.
-    #[arg(skip)]
-    split: Option<(Vec<usize>, Vec<usize>)>,
 }
 
 impl Args {
@@ -411,7 +408,7 @@ impl Provers {
         let threads = if proof_times.values().any(|d| !d.is_zero()) { n } else { 2 };
         let backend = SimulatedProverForBenchmarks { proof_times, received: received.clone() };
         // Made on a thread with the provers' cores, which its threads inherit.
-        let cores = PROVER_CORES.get().cloned().flatten();
+        let cores = SPLIT.get().map(|(_, provers)| provers.clone());
         let pool = std::thread::spawn(move || {
             if let Some(c) = &cores {
                 pin_current_thread(c);
@@ -751,7 +748,7 @@ fn report(args: &Args, r: &Results, load_start: &str) -> (String, bool) {
     let mut s = String::from("# zkpow dispatcher benchmark\n\n");
     s += &format!("- date: {}\n- machine: {}\n", utc_now(), machine());
     s += &format!("- load average (1, 5, 15 min): {load_start} at the start, {} at the end\n", loadavg());
-    s += &match &args.split {
+    s += &match SPLIT.get() {
         Some((a, p)) => format!("- cores: the aggregator's threads on {a:?}, the simulated provers' on {p:?}\n"),
         None => "- cores: shared by the aggregator and the simulated provers\n".to_string(),
     };
@@ -857,32 +854,26 @@ fn main() -> ExitCode {
     }
     // 1,000 provers are 1,000 connections on each side.
     raise_fd_limit();
-    let split = match (args.cores, core_halves()) {
+    match (args.cores, core_halves()) {
         (Cores::Split, Some((aggregator, provers))) => {
             // Everything this thread starts from here on (the actix system,
             // its HTTP workers, the dispatcher) inherits the aggregator's half.
             pin_current_thread(&aggregator);
-            let _ = PROVER_CORES.set(Some(provers.clone()));
-            Some((aggregator, provers))
+            let _ = SPLIT.set((aggregator, provers));
         }
-        (Cores::Split, None) => {
-            eprintln!("--cores split needs at least 2 cores; running shared");
-            None
-        }
-        (Cores::Shared, _) => None,
-    };
-    args.split = split.clone();
+        (Cores::Split, None) => eprintln!("--cores split needs at least 2 cores; running shared"),
+        (Cores::Shared, _) => {}
+    }
     let load_start = loadavg();
     // The provers' own runtime, as if they were other processes (two
     // threads: the machine's cores), made and dropped outside the
     // aggregator's system, which may not drop a runtime.
-    let prover_cores = split.map(|(_, p)| p);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("sim-prover")
-        .on_thread_start(move || {
-            if let Some(c) = &prover_cores {
-                pin_current_thread(c);
+        .on_thread_start(|| {
+            if let Some((_, provers)) = SPLIT.get() {
+                pin_current_thread(provers);
             }
         })
         .enable_all()
@@ -956,9 +947,10 @@ enum Cores {
     Shared,
 }
 
-/// The provers' half of the cores when the run is split, for the threads
-/// the provers' side starts.
-static PROVER_CORES: OnceLock<Option<Vec<usize>>> = OnceLock::new();
+/// The aggregator's and the provers' halves of the cores, set when the run
+/// is split: the provers' side pins the threads it starts to its half, and
+/// the report names both.
+static SPLIT: OnceLock<(Vec<usize>, Vec<usize>)> = OnceLock::new();
 
 /// The cores this process may use, split in two halves (aggregator first),
 /// or None with fewer than two.
