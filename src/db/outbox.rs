@@ -100,8 +100,10 @@ pub fn list_submissions(
     convert_all(q.order((sub::init_batch.asc(), sub::rollup.asc())).select(SubmissionRow::as_select()).load(conn)?)
 }
 
-/// Writes back a submission read with [`get_submission`].
-pub fn save_submission(conn: &mut AnyConnection, s: &Submission) -> Result<(), DbError> {
+/// Writes a whole submission row. Private: a caller changes a submission
+/// through [`update_submission`], which reads it locked first, so no
+/// read-modify-write outside it can drop another writer's change.
+fn save_submission(conn: &mut AnyConnection, s: &Submission) -> Result<(), DbError> {
     let row = SubmissionRow::try_from(s)?;
     let n = diesel::update(sub::table.find((&row.rollup, row.init_batch))).set(&row).execute(conn)?;
     if n == 0 {

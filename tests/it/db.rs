@@ -663,7 +663,7 @@ fn submissions_outbox_and_operator_queries(db: Db, _url: &str) {
     s.proof_hash = Some([7; 32]);
     s.reward_wei = u128::MAX / 3;
     s.penalty_wei = 25 * 10u128.pow(16);
-    save_submission(c, &s).unwrap();
+    assert!(update_submission(c, "r", 4, |x| *x = s.clone()).unwrap());
     assert_eq!(get_submission(c, "r", 4).unwrap().unwrap(), s, "amounts beyond BIGINT round-trip");
     assert!(reopen_submission(c, "r", 4, T0 + 2).unwrap());
     assert_eq!(get_submission(c, "r", 4).unwrap().unwrap().status, SubmissionStatus::Active);
@@ -744,9 +744,8 @@ fn retention_prunes_only_finished_settled_sequences(db: Db, _url: &str) {
         update_sequence_state(c, "r", *init, *state, at).unwrap();
         if let Some(done) = done {
             offer_submission(c, "r", *init, *fin, T0).unwrap();
-            let mut sub = get_submission(c, "r", *init).unwrap().unwrap();
-            sub.status = if *done { SubmissionStatus::Done } else { SubmissionStatus::Active };
-            save_submission(c, &sub).unwrap();
+            let status = if *done { SubmissionStatus::Done } else { SubmissionStatus::Active };
+            assert!(update_submission(c, "r", *init, |s| s.status = status).unwrap());
         }
         for status in txs.iter() {
             let mut t = sample_tx(&format!("tx-{nonce}"), me, nonce, *init);
@@ -785,9 +784,7 @@ fn retention_prunes_only_finished_settled_sequences(db: Db, _url: &str) {
     // A second pass has nothing left to do; once 3's submission is done and
     // 4's transaction final, and 7's keep period over, they go too.
     assert_eq!(prune_settled(c, now, 5_000).unwrap(), Pruned::default());
-    let mut sub = get_submission(c, "r", 3).unwrap().unwrap();
-    sub.status = SubmissionStatus::Done;
-    save_submission(c, &sub).unwrap();
+    assert!(update_submission(c, "r", 3, |s| s.status = SubmissionStatus::Done).unwrap());
     let mut open = sequence_txs(c, "r", 4).unwrap().into_iter().find(|t| t.status == TxStatus::Mined).unwrap();
     open.status = TxStatus::Confirmed;
     save_tx(c, &open).unwrap();
